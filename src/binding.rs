@@ -1,0 +1,286 @@
+//! The whole `#[napi]` surface. `index.js` validates arguments and wraps this
+//! in the 1.2.0 EventEmitter API; this layer checks again where a bad value
+//! could reach the wire, and never panics.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::{BigInt, Buffer, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::{Error, Result, Status};
+use napi_derive::napi;
+
+use crate::driver::{Command, Driver, Family, StartRequest};
+use crate::proto::{AnnounceEvent, InfoHash, PeerId};
+use crate::session::{
+    AnnounceParams, Completion, Outcome, RequestError, RequestKind, RequestOptions, MAX_ATTEMPTS,
+};
+
+/// Options every request takes.
+#[napi(object)]
+pub struct RequestArgs {
+    /// Host name or address literal (IPv6 with or without brackets).
+    pub host: String,
+    pub port: u32,
+    /// 0 auto, 4 or 6.
+    pub family: u32,
+    /// Base retransmission timeout in milliseconds.
+    pub timeout_ms: f64,
+    pub max_attempts: u32,
+    pub strict_source: bool,
+    pub reuse_connection_id: bool,
+}
+
+#[napi(object)]
+pub struct AnnounceArgs {
+    pub info_hash: Buffer,
+    pub peer_id: Buffer,
+    pub downloaded: BigInt,
+    pub left: BigInt,
+    pub uploaded: BigInt,
+    pub event: u32,
+    pub ip: u32,
+    pub key: u32,
+    pub num_want: i32,
+    pub port: u32,
+    /// BEP 41 URL data: the announce URL's path and query.
+    pub url_data: Buffer,
+}
+
+#[napi(object)]
+pub struct ScrapeStatsJs {
+    pub complete: u32,
+    pub downloaded: u32,
+    pub incomplete: u32,
+}
+
+/// One finished request, as handed to the engine's callback.
+#[napi(object)]
+pub struct CompletionJs {
+    pub id: u32,
+    /// Set when the request failed: the 1.2.0 error text.
+    pub error: Option<String>,
+    /// With `error`: ERR_TRACKER_ERROR, ERR_BAD_RESPONSE, ERR_TRACKER_TIMEOUT,
+    /// ERR_DNS or ERR_SEND.
+    pub code: Option<String>,
+    pub interval: Option<u32>,
+    pub leechers: Option<u32>,
+    pub seeders: Option<u32>,
+    /// `'a.b.c.d:port'` or `'[v6]:port'`.
+    pub peers: Option<Vec<String>>,
+    pub scrape: Option<Vec<ScrapeStatsJs>>,
+}
+
+#[napi(object)]
+pub struct EngineStats {
+    pub sent: f64,
+    pub received: f64,
+    pub dropped_short: f64,
+    pub dropped_unknown: f64,
+    pub dropped_late: f64,
+    pub dropped_wrong_source: f64,
+    pub in_flight: u32,
+    pub sockets: u32,
+    pub cached_connection_ids: u32,
+}
+
+/// The process's (more exactly, the JS realm's) tracker client: one socket
+/// per address family, one driver thread.
+#[napi]
+pub struct Engine {
+    driver: Driver,
+}
+
+#[napi]
+impl Engine {
+    /// `onComplete` is called with arrays of finished requests. It does not
+    /// keep Node alive by itself; `index.js` holds a handle while requests
+    /// are in flight.
+    #[napi(constructor)]
+    pub fn new(on_complete: Function<'_, Vec<CompletionJs>, ()>) -> Result<Self> {
+        let callback = on_complete
+            .build_threadsafe_function::<Vec<CompletionJs>>()
+            .weak::<true>()
+            .build()?;
+        let driver = Driver::spawn(Box::new(move |batch: Vec<Completion>| {
+            let batch = batch.into_iter().map(completion_to_js).collect();
+            // A closing environment refuses the call; nothing is left to tell.
+            let _ = callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+        }))
+        .map_err(|e| Error::from_reason(format!("cannot start the tracker driver: {e}")))?;
+        Ok(Engine { driver })
+    }
+
+    #[napi]
+    pub fn announce(&self, id: u32, request: RequestArgs, announce: AnnounceArgs) -> Result<()> {
+        let event = AnnounceEvent::from_u32(announce.event)
+            .ok_or_else(|| range_error("event must be 0, 1, 2 or 3"))?;
+        let params = AnnounceParams {
+            info_hash: InfoHash(twenty_bytes(&announce.info_hash, "infoHash")?),
+            peer_id: PeerId(twenty_bytes(&announce.peer_id, "peerId")?),
+            downloaded: counter(&announce.downloaded, "downloaded")?,
+            left: counter(&announce.left, "left")?,
+            uploaded: counter(&announce.uploaded, "uploaded")?,
+            event,
+            ip: announce.ip,
+            key: announce.key,
+            num_want: announce.num_want,
+            port: port(announce.port, "port")?,
+            url_data: announce.url_data.to_vec(),
+        };
+        self.start(id, request, RequestKind::Announce(params))
+    }
+
+    /// Scrapes at most one packet's worth of info hashes (the caller splits).
+    #[napi]
+    pub fn scrape(&self, id: u32, request: RequestArgs, info_hashes: Vec<Buffer>) -> Result<()> {
+        let limit = crate::proto::MAX_SCRAPE_HASHES_V4;
+        if info_hashes.is_empty() || info_hashes.len() > limit {
+            return Err(range_error(&format!(
+                "infoHashes must hold 1 to {limit} hashes per request"
+            )));
+        }
+        let hashes = info_hashes
+            .iter()
+            .map(|h| twenty_bytes(h, "infoHashes").map(InfoHash))
+            .collect::<Result<Vec<_>>>()?;
+        self.start(id, request, RequestKind::Scrape(hashes))
+    }
+
+    #[napi]
+    pub fn cancel(&self, id: u32) {
+        self.driver.send(Command::Cancel(id));
+    }
+
+    /// Forgets every cached connection id (the next request to each tracker connects).
+    #[napi]
+    pub fn forget_connection_ids(&self) {
+        self.driver.send(Command::ForgetConnectionIds);
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Result<EngineStats> {
+        let s = self
+            .driver
+            .stats()
+            .ok_or_else(|| Error::from_reason("the tracker driver has stopped"))?;
+        // Counters are exact in a JS number up to 2^53.
+        #[allow(clippy::cast_precision_loss)]
+        Ok(EngineStats {
+            sent: s.session.sent as f64,
+            received: s.session.received as f64,
+            dropped_short: s.session.dropped_short as f64,
+            dropped_unknown: s.session.dropped_unknown as f64,
+            dropped_late: s.session.dropped_late as f64,
+            dropped_wrong_source: s.session.dropped_wrong_source as f64,
+            in_flight: u32::try_from(s.in_flight).unwrap_or(u32::MAX),
+            sockets: u32::try_from(s.sockets).unwrap_or(u32::MAX),
+            cached_connection_ids: u32::try_from(s.cached_connection_ids).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn start(&self, id: u32, request: RequestArgs, kind: RequestKind) -> Result<()> {
+        let family = match request.family {
+            0 => Family::Auto,
+            4 => Family::V4,
+            6 => Family::V6,
+            _ => return Err(range_error("family must be 4, 6 or 0 (auto)")),
+        };
+        if !(request.timeout_ms.is_finite() && request.timeout_ms > 0.0) {
+            return Err(range_error(
+                "_timeout must be a positive number of milliseconds",
+            ));
+        }
+        if !(1..=MAX_ATTEMPTS).contains(&request.max_attempts) {
+            return Err(range_error("maxAttempts must be an integer from 1 to 8"));
+        }
+        let options = RequestOptions {
+            timeout: Duration::from_secs_f64(request.timeout_ms / 1000.0),
+            max_attempts: request.max_attempts,
+            strict_source: request.strict_source,
+            reuse_connection_id: request.reuse_connection_id,
+        };
+        let start = StartRequest {
+            id,
+            host: request.host,
+            port: port(request.port, "announceUrl port")?,
+            family,
+            kind,
+            options,
+        };
+        if self.driver.send(Command::Start(start)) {
+            Ok(())
+        } else {
+            Err(Error::from_reason("the tracker driver has stopped"))
+        }
+    }
+}
+
+fn range_error(message: &str) -> Error {
+    Error::new(Status::InvalidArg, message.to_owned())
+}
+
+fn twenty_bytes(bytes: &[u8], name: &str) -> Result<[u8; 20]> {
+    bytes
+        .try_into()
+        .map_err(|_| range_error(&format!("{name} must be 20 bytes")))
+}
+
+fn counter(value: &BigInt, name: &str) -> Result<u64> {
+    match value.get_u64() {
+        (false, n, true) => Ok(n),
+        _ => Err(range_error(&format!("{name} must be from 0 to 2^64-1"))),
+    }
+}
+
+fn port(value: u32, name: &str) -> Result<u16> {
+    u16::try_from(value).map_err(|_| range_error(&format!("{name} must be from 0 to 65535")))
+}
+
+fn completion_to_js(completion: Completion) -> CompletionJs {
+    let mut js = CompletionJs {
+        id: completion.id,
+        error: None,
+        code: None,
+        interval: None,
+        leechers: None,
+        seeders: None,
+        peers: None,
+        scrape: None,
+    };
+    match completion.outcome {
+        Outcome::Announced(reply) => {
+            js.interval = Some(reply.interval);
+            js.leechers = Some(reply.leechers);
+            js.seeders = Some(reply.seeders);
+            js.peers = Some(reply.peers.iter().map(|p| p.to_string()).collect());
+        }
+        Outcome::Scraped(reply) => {
+            js.scrape = Some(
+                reply
+                    .stats
+                    .iter()
+                    .map(|s| ScrapeStatsJs {
+                        complete: s.seeders,
+                        downloaded: s.completed,
+                        incomplete: s.leechers,
+                    })
+                    .collect(),
+            );
+        }
+        Outcome::Failed(error) => {
+            js.code = Some(error_code(&error).to_owned());
+            js.error = Some(error.to_string());
+        }
+    }
+    js
+}
+
+fn error_code(error: &RequestError) -> &'static str {
+    match error {
+        RequestError::Tracker(_) => "ERR_TRACKER_ERROR",
+        RequestError::BadResponse(_) => "ERR_BAD_RESPONSE",
+        RequestError::Timeout { .. } => "ERR_TRACKER_TIMEOUT",
+        RequestError::Resolve(_) => "ERR_DNS",
+        RequestError::Send(_) => "ERR_SEND",
+    }
+}

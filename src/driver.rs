@@ -1,0 +1,410 @@
+//! The only place that touches sockets, DNS and timers.
+//!
+//! One thread runs a current-thread tokio runtime with one UDP socket per
+//! address family, created on first use and shared by every request of the
+//! process. Commands arrive on a channel; finished requests leave in batches
+//! through the `Sink`, one call per turn of the loop rather than per datagram.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::session::{
+    Completion, Outcome, RequestError, RequestId, RequestKind, RequestOptions, Session, Stats,
+};
+
+/// Which address family to use for a tracker host name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 when the name has an IPv4 address, else IPv6.
+    #[default]
+    Auto,
+    V4,
+    V6,
+}
+
+#[derive(Debug)]
+pub struct StartRequest {
+    pub id: RequestId,
+    pub host: String,
+    pub port: u16,
+    pub family: Family,
+    pub kind: RequestKind,
+    pub options: RequestOptions,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Start(StartRequest),
+    Cancel(RequestId),
+    ForgetConnectionIds,
+    Stats(std::sync::mpsc::Sender<DriverStats>),
+    Resolved {
+        host: String,
+        port: u16,
+        result: Result<Vec<SocketAddr>, String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DriverStats {
+    pub session: Stats,
+    pub in_flight: usize,
+    pub sockets: usize,
+    pub cached_connection_ids: usize,
+}
+
+/// Receives each batch of finished requests, on the driver's thread.
+pub type Sink = Box<dyn FnMut(Vec<Completion>) + Send>;
+
+/// Size asked of the kernel for each socket's receive buffer, so that a burst
+/// of replies to many requests is not dropped (a drop costs a retransmit).
+const RECEIVE_BUFFER: usize = 8 << 20;
+const SEND_BUFFER: usize = 4 << 20;
+/// Datagrams read per socket per turn of the loop before timers and commands
+/// get their turn again.
+const READ_BATCH: usize = 1024;
+/// Host name lookups are reused for this long.
+const DNS_TTL: Duration = Duration::from_secs(60);
+
+/// A handle to the driver thread; dropping every handle stops it.
+#[derive(Clone)]
+pub struct Driver {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Driver {
+    pub fn spawn(sink: Sink) -> io::Result<Driver> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let resolver_tx = tx.downgrade();
+        std::thread::Builder::new()
+            .name("udp-tracker".into())
+            .spawn(move || runtime.block_on(run(rx, resolver_tx, sink)))?;
+        Ok(Driver { commands: tx })
+    }
+
+    /// Queues a command; false when the driver has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    pub fn stats(&self) -> Option<DriverStats> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if !self.send(Command::Stats(tx)) {
+            return None;
+        }
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+}
+
+enum Lookup {
+    Pending(Vec<StartRequest>),
+    Done { addrs: Vec<SocketAddr>, at: Instant },
+}
+
+struct State {
+    session: Session,
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+    lookups: HashMap<(String, u16), Lookup>,
+    resolver_tx: mpsc::WeakUnboundedSender<Command>,
+    done: Vec<Completion>,
+}
+
+async fn run(
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    resolver_tx: mpsc::WeakUnboundedSender<Command>,
+    mut sink: Sink,
+) {
+    let mut state = State {
+        session: Session::new(),
+        v4: None,
+        v6: None,
+        lookups: HashMap::new(),
+        resolver_tx,
+        done: Vec::new(),
+    };
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let wake = state.session.poll_timeout();
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { break };
+                state.handle(command);
+                while let Ok(command) = commands.try_recv() {
+                    state.handle(command);
+                }
+            }
+            _ = readable(state.v4.as_ref()) => state.read_all(true, &mut buf),
+            _ = readable(state.v6.as_ref()) => state.read_all(false, &mut buf),
+            _ = sleep_until(wake) => state.session.handle_timeout(Instant::now()),
+        }
+        state.flush().await;
+        while let Some(completion) = state.session.poll_completion() {
+            state.done.push(completion);
+        }
+        if !state.done.is_empty() {
+            sink(std::mem::take(&mut state.done));
+        }
+    }
+}
+
+async fn readable(socket: Option<&UdpSocket>) {
+    match socket {
+        Some(socket) => {
+            // An error here resurfaces from try_recv_from, where it is handled.
+            let _ = socket.readable().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl State {
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Start(start) => self.start(start),
+            Command::Cancel(id) => {
+                self.session.cancel(id, Instant::now());
+                for lookup in self.lookups.values_mut() {
+                    if let Lookup::Pending(waiting) = lookup {
+                        waiting.retain(|s| s.id != id);
+                    }
+                }
+            }
+            Command::ForgetConnectionIds => self.session.forget_connection_ids(),
+            Command::Stats(reply) => {
+                let _ = reply.send(DriverStats {
+                    session: self.session.stats(),
+                    in_flight: self.session.in_flight(),
+                    sockets: usize::from(self.v4.is_some()) + usize::from(self.v6.is_some()),
+                    cached_connection_ids: self.session.connection_ids().len(),
+                });
+            }
+            Command::Resolved { host, port, result } => self.resolved(host, port, result),
+        }
+    }
+
+    fn start(&mut self, start: StartRequest) {
+        if let Ok(ip) = strip_brackets(&start.host).parse::<IpAddr>() {
+            let tracker = SocketAddr::new(ip, start.port);
+            self.begin(start, tracker);
+            return;
+        }
+        let key = (start.host.clone(), start.port);
+        match self.lookups.get_mut(&key) {
+            Some(Lookup::Done { addrs, at }) if at.elapsed() < DNS_TTL => {
+                let addrs = addrs.clone();
+                self.begin_resolved(start, &addrs);
+            }
+            Some(Lookup::Pending(waiting)) => waiting.push(start),
+            _ => {
+                self.lookups
+                    .insert(key.clone(), Lookup::Pending(vec![start]));
+                self.spawn_lookup(key.0, key.1);
+            }
+        }
+    }
+
+    fn spawn_lookup(&self, host: String, port: u16) {
+        let tx = self.resolver_tx.clone();
+        tokio::spawn(async move {
+            let result = match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(addrs) => Ok(addrs.collect::<Vec<_>>()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(Command::Resolved { host, port, result });
+            }
+        });
+    }
+
+    fn resolved(&mut self, host: String, port: u16, result: Result<Vec<SocketAddr>, String>) {
+        let key = (host, port);
+        let waiting = match self.lookups.remove(&key) {
+            Some(Lookup::Pending(waiting)) => waiting,
+            Some(done) => {
+                self.lookups.insert(key, done);
+                return;
+            }
+            None => return,
+        };
+        match result {
+            Ok(addrs) => {
+                for start in waiting {
+                    self.begin_resolved(start, &addrs);
+                }
+                let at = Instant::now();
+                self.lookups.insert(key, Lookup::Done { addrs, at });
+            }
+            Err(message) => {
+                for start in waiting {
+                    self.fail_now(start.id, RequestError::Resolve(message.clone()));
+                }
+            }
+        }
+    }
+
+    fn begin_resolved(&mut self, start: StartRequest, addrs: &[SocketAddr]) {
+        match pick_address(addrs, start.family) {
+            Some(tracker) => self.begin(start, tracker),
+            None => {
+                let message = match start.family {
+                    Family::V6 => format!("no IPv6 address for {}", start.host),
+                    Family::V4 => format!("no IPv4 address for {}", start.host),
+                    Family::Auto => format!("no address for {}", start.host),
+                };
+                self.fail_now(start.id, RequestError::Resolve(message));
+            }
+        }
+    }
+
+    fn begin(&mut self, start: StartRequest, tracker: SocketAddr) {
+        let family_ok = match start.family {
+            Family::Auto => true,
+            Family::V4 => tracker.is_ipv4(),
+            Family::V6 => tracker.is_ipv6(),
+        };
+        if !family_ok {
+            let message = format!("{} is not an address of the requested family", tracker.ip());
+            self.fail_now(start.id, RequestError::Send(message));
+            return;
+        }
+        self.session
+            .start(Instant::now(), start.id, tracker, start.kind, start.options);
+    }
+
+    fn fail_now(&mut self, id: RequestId, error: RequestError) {
+        self.done.push(Completion {
+            id,
+            outcome: Outcome::Failed(error),
+        });
+    }
+
+    /// Reads every datagram waiting on one socket, up to a batch.
+    fn read_all(&mut self, v4: bool, buf: &mut [u8]) {
+        let socket = if v4 { &self.v4 } else { &self.v6 };
+        let Some(socket) = socket else { return };
+        let now = Instant::now();
+        for _ in 0..READ_BATCH {
+            match socket.try_recv_from(buf) {
+                Ok((len, from)) => {
+                    let bytes = buf.get(..len).unwrap_or(&[]);
+                    self.session.handle_datagram(now, from, bytes);
+                }
+                // WouldBlock: drained. Anything else (an ICMP error queued on
+                // the socket) says nothing about which request it concerns;
+                // those requests run into their timeouts.
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Sends everything the session has queued.
+    async fn flush(&mut self) {
+        while let Some(transmit) = self.session.poll_transmit() {
+            let v4 = transmit.destination.is_ipv4();
+            let socket = match self.socket(v4) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    let message = format!("cannot open a UDP socket: {e}");
+                    self.session
+                        .handle_send_error(Instant::now(), transmit.owner, &message);
+                    continue;
+                }
+            };
+            let result = loop {
+                match socket.try_send_to(&transmit.payload, transmit.destination) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if let Err(e) = socket.writable().await {
+                            break Err(e);
+                        }
+                    }
+                    other => break other,
+                }
+            };
+            if let Err(e) = result {
+                self.session
+                    .handle_send_error(Instant::now(), transmit.owner, &e.to_string());
+            }
+        }
+    }
+
+    fn socket(&mut self, v4: bool) -> io::Result<&UdpSocket> {
+        let slot = if v4 { &mut self.v4 } else { &mut self.v6 };
+        if slot.is_none() {
+            *slot = Some(bind(v4)?);
+        }
+        slot.as_ref()
+            .ok_or_else(|| io::Error::other("socket missing after bind"))
+    }
+}
+
+fn bind(v4: bool) -> io::Result<UdpSocket> {
+    let (domain, any) = if v4 {
+        (Domain::IPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    } else {
+        (Domain::IPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if !v4 {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: the kernel caps these at net.core.rmem_max / wmem_max.
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+    let _ = socket.set_send_buffer_size(SEND_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(any, 0).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn strip_brackets(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+fn pick_address(addrs: &[SocketAddr], family: Family) -> Option<SocketAddr> {
+    let v4 = addrs.iter().find(|a| a.is_ipv4());
+    let v6 = addrs.iter().find(|a| a.is_ipv6());
+    match family {
+        Family::Auto => v4.or(v6),
+        Family::V4 => v4,
+        Family::V6 => v6,
+    }
+    .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_addresses_lose_their_brackets() {
+        assert_eq!(strip_brackets("[::1]"), "::1");
+        assert_eq!(strip_brackets("127.0.0.1"), "127.0.0.1");
+    }
+
+    #[test]
+    fn auto_prefers_ipv4_and_forced_families_never_cross() {
+        let addrs: Vec<SocketAddr> =
+            vec!["[::1]:1".parse().unwrap(), "127.0.0.1:1".parse().unwrap()];
+        assert_eq!(pick_address(&addrs, Family::Auto), Some(addrs[1]));
+        assert_eq!(pick_address(&addrs, Family::V6), Some(addrs[0]));
+        assert_eq!(pick_address(&addrs[..1], Family::V4), None);
+    }
+}

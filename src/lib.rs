@@ -1,0 +1,12 @@
+//! A BitTorrent UDP tracker client (BEP 15, BEP 41) for Node.js.
+//!
+//! - [`proto`]: the sans-IO wire codec;
+//! - [`session`]: the request state machine, driven by a clock passed in;
+//! - `driver`: the tokio thread with the sockets;
+//! - `binding`: the napi surface that `index.js` wraps.
+#![deny(clippy::all)]
+
+mod binding;
+pub mod driver;
+pub mod proto;
+pub mod session;

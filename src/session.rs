@@ -1,0 +1,807 @@
+//! The request state machine, with no I/O and no clock of its own.
+//!
+//! BEP 15's flow, for every request: connect → (connection id) → announce or
+//! scrape → reply, each phase retransmitted `timeout · 2^k` after its k-th
+//! send. The caller feeds in datagrams and the current time and polls for what
+//! to send, what finished, and when to wake up next, in the style of
+//! quinn-proto; so every rule here is tested with a fake clock.
+//!
+//! Two things are shared between requests:
+//! - the connection id of each tracker address ([`ConnectionIdCache`]), reused
+//!   for less than a minute (BEP 15: "a connection ID can be used for multiple
+//!   requests ... for one minute");
+//! - a connect exchange in progress: requests to one tracker that need an id at
+//!   the same time wait on one connect instead of sending one each.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::proto::{
+    peek_transaction_id, AnnounceEvent, AnnounceRequest, AnnounceResponse, ConnectRequest,
+    ConnectionId, InfoHash, ParseError, PeerId, Response, ScrapeRequest, ScrapeResponse,
+    TransactionId,
+};
+
+/// A request's handle, chosen by the caller.
+pub type RequestId = u32;
+
+/// How long a connection id is reused, counted from the last send of the
+/// connect request it answered (so never later than the tracker issued it).
+pub const CONNECTION_ID_TTL: Duration = Duration::from_secs(60);
+/// How long a finished transaction id is remembered, so a late duplicate reply
+/// is recognised as such (and the id is not handed out again meanwhile).
+pub const RETIRED_TID_TTL: Duration = Duration::from_secs(300);
+/// BEP 15 stops at 15 · 2^8 seconds; more sends than this are never useful.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// A wait is never scheduled further out than this, whatever the options say.
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// The base retransmission timeout; the k-th wait is `timeout · 2^k`.
+    pub timeout: Duration,
+    /// Sends per phase before giving up (1..=8).
+    pub max_attempts: u32,
+    /// Accept replies only from the address the request was sent to.
+    pub strict_source: bool,
+    /// Use (and join) cached connection ids and shared connect exchanges.
+    pub reuse_connection_id: bool,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        RequestOptions {
+            timeout: Duration::from_secs(15),
+            max_attempts: MAX_ATTEMPTS,
+            strict_source: true,
+            reuse_connection_id: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnounceParams {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub downloaded: u64,
+    pub left: u64,
+    pub uploaded: u64,
+    pub event: AnnounceEvent,
+    pub ip: u32,
+    pub key: u32,
+    pub num_want: i32,
+    pub port: u16,
+    pub url_data: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    Announce(AnnounceParams),
+    /// At most one packet's worth of hashes; the caller splits larger sets.
+    Scrape(Vec<InfoHash>),
+}
+
+/// Why a request failed. `Display` gives the texts 1.2.0 emitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// The tracker answered with an error action; its message.
+    Tracker(String),
+    /// The reply matched the request but was not a valid answer to it.
+    BadResponse(ParseError),
+    /// No answer after every retransmission; the last wait in milliseconds.
+    Timeout { waited_ms: u64 },
+    /// The tracker's host name did not resolve (the resolver's message).
+    Resolve(String),
+    /// The datagram could not be sent (no route, no such family, ...).
+    Send(String),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Tracker(message) => f.write_str(message),
+            RequestError::BadResponse(e) => e.fmt(f),
+            RequestError::Timeout { waited_ms } => {
+                write!(f, "tracker is not responding after:{waited_ms}")
+            }
+            RequestError::Resolve(message) | RequestError::Send(message) => f.write_str(message),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Announced(AnnounceResponse),
+    Scraped(ScrapeResponse),
+    Failed(RequestError),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub id: RequestId,
+    pub outcome: Outcome,
+}
+
+/// Who a datagram was sent for, so a send error reaches the right requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Request(RequestId),
+    Connect(TransactionId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub destination: SocketAddr,
+    pub payload: Vec<u8>,
+    pub owner: Owner,
+}
+
+/// What happened to received datagrams; dropped ones never reach a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sent: u64,
+    pub received: u64,
+    /// Shorter than the 8 bytes of action and transaction id.
+    pub dropped_short: u64,
+    /// A transaction id no request has used recently.
+    pub dropped_unknown: u64,
+    /// A transaction id of a finished exchange: a late or duplicated reply.
+    pub dropped_late: u64,
+    /// From an address other than the tracker's, with strict source checks.
+    pub dropped_wrong_source: u64,
+}
+
+/// Connection ids by tracker address. An id is only ever sent to the address
+/// that issued it.
+#[derive(Debug, Default)]
+pub struct ConnectionIdCache {
+    entries: HashMap<SocketAddr, (ConnectionId, Instant)>,
+}
+
+impl ConnectionIdCache {
+    /// The id for `tracker` and when it was issued, if still fresh at `now`.
+    pub fn get(&self, tracker: SocketAddr, now: Instant) -> Option<(ConnectionId, Instant)> {
+        self.entries
+            .get(&tracker)
+            .copied()
+            .filter(|&(_, issued)| is_fresh(issued, now))
+    }
+
+    pub fn insert(&mut self, tracker: SocketAddr, id: ConnectionId, issued: Instant) {
+        let newer = self
+            .entries
+            .get(&tracker)
+            .is_none_or(|&(_, current)| current <= issued);
+        if newer {
+            self.entries.insert(tracker, (id, issued));
+        }
+    }
+
+    /// Forgets `id` for `tracker`, unless a newer id replaced it meanwhile.
+    pub fn invalidate(&mut self, tracker: SocketAddr, id: ConnectionId) {
+        if self.entries.get(&tracker).is_some_and(|&(c, _)| c == id) {
+            self.entries.remove(&tracker);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn prune(&mut self, now: Instant) {
+        self.entries
+            .retain(|_, &mut (_, issued)| is_fresh(issued, now));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn is_fresh(issued: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(issued) < CONNECTION_ID_TTL
+}
+
+/// `timeout · 2^attempt`, capped so no arithmetic overflows.
+pub fn retransmit_wait(timeout: Duration, attempt: u32) -> Duration {
+    2u32.checked_pow(attempt)
+        .and_then(|factor| timeout.checked_mul(factor))
+        .map_or(LONGEST_WAIT, |wait| wait.min(LONGEST_WAIT))
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the connect exchange `tid` (possibly shared) to answer.
+    Connecting { tid: TransactionId },
+    /// The announce or scrape is out under `tid`, using `connection_id`.
+    Requesting {
+        tid: TransactionId,
+        connection_id: ConnectionId,
+        issued: Instant,
+        from_cache: bool,
+        payload: Vec<u8>,
+    },
+}
+
+#[derive(Debug)]
+struct Request {
+    kind: RequestKind,
+    tracker: SocketAddr,
+    options: RequestOptions,
+    phase: Phase,
+    deadline: Instant,
+    connect_attempts: u32,
+    request_attempts: u32,
+    /// Set once a tracker error on a cached id has made us reconnect.
+    retried_with_fresh_id: bool,
+}
+
+#[derive(Debug)]
+struct ConnectExchange {
+    tracker: SocketAddr,
+    strict_source: bool,
+    shared: bool,
+    last_sent: Instant,
+    waiters: Vec<RequestId>,
+}
+
+#[derive(Debug, Default)]
+struct RetiredTids {
+    order: VecDeque<(Instant, TransactionId)>,
+    set: HashSet<TransactionId>,
+}
+
+impl RetiredTids {
+    fn insert(&mut self, tid: TransactionId, now: Instant) {
+        if self.set.insert(tid) {
+            self.order.push_back((now, tid));
+        }
+    }
+
+    fn contains(&self, tid: TransactionId) -> bool {
+        self.set.contains(&tid)
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some(&(at, tid)) = self.order.front() {
+            if now.saturating_duration_since(at) < RETIRED_TID_TTL {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&tid);
+        }
+    }
+}
+
+pub struct Session {
+    requests: HashMap<RequestId, Request>,
+    request_tids: HashMap<TransactionId, RequestId>,
+    connects: HashMap<TransactionId, ConnectExchange>,
+    shared_connects: HashMap<(SocketAddr, bool), TransactionId>,
+    retired: RetiredTids,
+    cache: ConnectionIdCache,
+    timers: BTreeSet<(Instant, RequestId)>,
+    transmits: VecDeque<Transmit>,
+    completions: VecDeque<Completion>,
+    rng: StdRng,
+    stats: Stats,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    /// A session whose transaction ids come from the operating system's CSPRNG
+    /// (through ChaCha), so they cannot be guessed from earlier ones.
+    pub fn new() -> Self {
+        Self::with_rng(StdRng::from_os_rng())
+    }
+
+    pub fn with_rng(rng: StdRng) -> Self {
+        Session {
+            requests: HashMap::new(),
+            request_tids: HashMap::new(),
+            connects: HashMap::new(),
+            shared_connects: HashMap::new(),
+            retired: RetiredTids::default(),
+            cache: ConnectionIdCache::default(),
+            timers: BTreeSet::new(),
+            transmits: VecDeque::new(),
+            completions: VecDeque::new(),
+            rng,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn connection_ids(&self) -> &ConnectionIdCache {
+        &self.cache
+    }
+
+    /// Forgets every cached connection id: the next request to each tracker connects.
+    pub fn forget_connection_ids(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Starts a request; its first datagram is ready from `poll_transmit` at once.
+    /// Starting an id that is in flight replaces that request.
+    pub fn start(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        tracker: SocketAddr,
+        kind: RequestKind,
+        mut options: RequestOptions,
+    ) {
+        self.cancel(id, now);
+        options.max_attempts = options.max_attempts.clamp(1, MAX_ATTEMPTS);
+        let request = Request {
+            kind,
+            tracker,
+            options,
+            phase: Phase::Connecting {
+                tid: TransactionId(0),
+            },
+            deadline: now,
+            connect_attempts: 0,
+            request_attempts: 0,
+            retried_with_fresh_id: false,
+        };
+        self.requests.insert(id, request);
+        self.obtain_connection_id(now, id);
+    }
+
+    /// Stops a request without a completion; late replies to it are dropped.
+    pub fn cancel(&mut self, id: RequestId, now: Instant) {
+        let Some(request) = self.requests.remove(&id) else {
+            return;
+        };
+        self.timers.remove(&(request.deadline, id));
+        match request.phase {
+            Phase::Connecting { tid } => self.leave_connect(tid, id, now),
+            Phase::Requesting { tid, .. } => {
+                self.request_tids.remove(&tid);
+                self.retired.insert(tid, now);
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_completion(&mut self) -> Option<Completion> {
+        self.completions.pop_front()
+    }
+
+    /// When `handle_timeout` next has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.on_retransmit_timer(now, id);
+        }
+        self.retired.prune(now);
+        self.cache.prune(now);
+    }
+
+    /// A datagram the socket to `from`'s family received.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.received += 1;
+        let Some(tid) = peek_transaction_id(bytes) else {
+            self.stats.dropped_short += 1;
+            return;
+        };
+        if let Some(exchange) = self.connects.get(&tid) {
+            if exchange.strict_source && exchange.tracker != from {
+                self.stats.dropped_wrong_source += 1;
+                return;
+            }
+            let response = Response::parse(bytes, from.is_ipv6());
+            self.on_connect_reply(now, tid, response);
+        } else if let Some(&id) = self.request_tids.get(&tid) {
+            let Some(request) = self.requests.get(&id) else {
+                return;
+            };
+            if request.options.strict_source && request.tracker != from {
+                self.stats.dropped_wrong_source += 1;
+                return;
+            }
+            let response = Response::parse(bytes, from.is_ipv6());
+            self.on_request_reply(now, id, response);
+        } else if self.retired.contains(tid) {
+            self.stats.dropped_late += 1;
+        } else {
+            self.stats.dropped_unknown += 1;
+        }
+    }
+
+    /// A datagram in `transmit` could not be sent: its requests fail.
+    pub fn handle_send_error(&mut self, now: Instant, owner: Owner, message: &str) {
+        let error = RequestError::Send(message.to_owned());
+        match owner {
+            Owner::Request(id) => self.fail(now, id, error),
+            Owner::Connect(tid) => {
+                if let Some(exchange) = self.connects.get(&tid) {
+                    for id in exchange.waiters.clone() {
+                        self.fail(now, id, error.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn obtain_connection_id(&mut self, now: Instant, id: RequestId) {
+        let Some(request) = self.requests.get(&id) else {
+            return;
+        };
+        if request.options.reuse_connection_id {
+            if let Some((connection_id, issued)) = self.cache.get(request.tracker, now) {
+                self.send_request(now, id, connection_id, issued, true);
+                return;
+            }
+        }
+        self.join_connect(now, id);
+    }
+
+    fn join_connect(&mut self, now: Instant, id: RequestId) {
+        let Some(request) = self.requests.get(&id) else {
+            return;
+        };
+        let tracker = request.tracker;
+        let strict_source = request.options.strict_source;
+        let shared = request.options.reuse_connection_id;
+        let dedupe = request.options.timeout.min(Duration::from_secs(1));
+        let existing = shared
+            .then(|| self.shared_connects.get(&(tracker, strict_source)).copied())
+            .flatten();
+        let tid = match existing {
+            Some(tid) => {
+                if let Some(exchange) = self.connects.get_mut(&tid) {
+                    exchange.waiters.push(id);
+                    if now.saturating_duration_since(exchange.last_sent) >= dedupe {
+                        self.send_connect(now, tid);
+                    }
+                }
+                tid
+            }
+            None => {
+                let tid = self.new_transaction_id();
+                self.connects.insert(
+                    tid,
+                    ConnectExchange {
+                        tracker,
+                        strict_source,
+                        shared,
+                        last_sent: now,
+                        waiters: vec![id],
+                    },
+                );
+                if shared {
+                    self.shared_connects.insert((tracker, strict_source), tid);
+                }
+                self.send_connect(now, tid);
+                tid
+            }
+        };
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        request.phase = Phase::Connecting { tid };
+        request.connect_attempts = 1;
+        let wait = retransmit_wait(request.options.timeout, 1);
+        self.schedule(id, now + wait);
+    }
+
+    fn send_connect(&mut self, now: Instant, tid: TransactionId) {
+        let Some(exchange) = self.connects.get_mut(&tid) else {
+            return;
+        };
+        exchange.last_sent = now;
+        let mut payload = Vec::with_capacity(ConnectRequest::LEN);
+        ConnectRequest {
+            transaction_id: tid,
+        }
+        .write(&mut payload);
+        self.stats.sent += 1;
+        self.transmits.push_back(Transmit {
+            destination: exchange.tracker,
+            payload,
+            owner: Owner::Connect(tid),
+        });
+    }
+
+    /// Request `id` leaves connect exchange `tid`; the last one out ends it.
+    fn leave_connect(&mut self, tid: TransactionId, id: RequestId, now: Instant) {
+        let Some(exchange) = self.connects.get_mut(&tid) else {
+            return;
+        };
+        exchange.waiters.retain(|&w| w != id);
+        if exchange.waiters.is_empty() {
+            self.end_connect(tid, now);
+        }
+    }
+
+    fn end_connect(&mut self, tid: TransactionId, now: Instant) -> Option<ConnectExchange> {
+        let exchange = self.connects.remove(&tid)?;
+        let key = (exchange.tracker, exchange.strict_source);
+        if exchange.shared && self.shared_connects.get(&key) == Some(&tid) {
+            self.shared_connects.remove(&key);
+        }
+        self.retired.insert(tid, now);
+        Some(exchange)
+    }
+
+    fn send_request(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        connection_id: ConnectionId,
+        issued: Instant,
+        from_cache: bool,
+    ) {
+        let tid = self.new_transaction_id();
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let mut payload = Vec::with_capacity(AnnounceRequest::FIXED_LEN);
+        match &request.kind {
+            RequestKind::Announce(p) => AnnounceRequest {
+                connection_id,
+                transaction_id: tid,
+                info_hash: p.info_hash,
+                peer_id: p.peer_id,
+                downloaded: p.downloaded,
+                left: p.left,
+                uploaded: p.uploaded,
+                event: p.event,
+                ip: p.ip,
+                key: p.key,
+                num_want: p.num_want,
+                port: p.port,
+                url_data: p.url_data.clone(),
+            }
+            .write(&mut payload),
+            RequestKind::Scrape(hashes) => ScrapeRequest {
+                connection_id,
+                transaction_id: tid,
+                info_hashes: hashes.clone(),
+            }
+            .write(&mut payload),
+        }
+        request.request_attempts += 1;
+        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        self.stats.sent += 1;
+        self.transmits.push_back(Transmit {
+            destination: request.tracker,
+            payload: payload.clone(),
+            owner: Owner::Request(id),
+        });
+        request.phase = Phase::Requesting {
+            tid,
+            connection_id,
+            issued,
+            from_cache,
+            payload,
+        };
+        self.request_tids.insert(tid, id);
+        self.schedule(id, now + wait);
+    }
+
+    fn on_retransmit_timer(&mut self, now: Instant, id: RequestId) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let timeout = request.options.timeout;
+        let max_attempts = request.options.max_attempts;
+        match &request.phase {
+            Phase::Connecting { tid } => {
+                let tid = *tid;
+                if request.connect_attempts >= max_attempts {
+                    let waited = retransmit_wait(timeout, request.connect_attempts);
+                    self.fail(now, id, timeout_error(waited));
+                    return;
+                }
+                request.connect_attempts += 1;
+                let wait = retransmit_wait(timeout, request.connect_attempts);
+                let dedupe = timeout.min(Duration::from_secs(1));
+                let due = self
+                    .connects
+                    .get(&tid)
+                    .is_some_and(|e| now.saturating_duration_since(e.last_sent) >= dedupe);
+                if due {
+                    self.send_connect(now, tid);
+                }
+                self.schedule(id, now + wait);
+            }
+            Phase::Requesting {
+                tid,
+                issued,
+                payload,
+                ..
+            } => {
+                let tid = *tid;
+                if request.request_attempts >= max_attempts {
+                    let waited = retransmit_wait(timeout, request.request_attempts);
+                    self.fail(now, id, timeout_error(waited));
+                    return;
+                }
+                if !is_fresh(*issued, now) {
+                    // BEP 15: the id has expired; get a new one before the next send.
+                    self.request_tids.remove(&tid);
+                    self.retired.insert(tid, now);
+                    self.obtain_connection_id(now, id);
+                    return;
+                }
+                request.request_attempts += 1;
+                let wait = retransmit_wait(timeout, request.request_attempts);
+                self.stats.sent += 1;
+                self.transmits.push_back(Transmit {
+                    destination: request.tracker,
+                    payload: payload.clone(),
+                    owner: Owner::Request(id),
+                });
+                self.schedule(id, now + wait);
+            }
+        }
+    }
+
+    fn on_connect_reply(
+        &mut self,
+        now: Instant,
+        tid: TransactionId,
+        response: Result<Response, ParseError>,
+    ) {
+        let Some(exchange) = self.end_connect(tid, now) else {
+            return;
+        };
+        let connection_id = match response {
+            Ok(Response::Connect(reply)) => reply.connection_id,
+            Ok(Response::Error(reply)) => {
+                for id in exchange.waiters {
+                    self.fail(now, id, RequestError::Tracker(reply.message.clone()));
+                }
+                return;
+            }
+            Ok(other) => {
+                let error = unexpected_action(&other);
+                for id in exchange.waiters {
+                    self.fail(now, id, error.clone());
+                }
+                return;
+            }
+            Err(e) => {
+                for id in exchange.waiters {
+                    self.fail(now, id, RequestError::BadResponse(e.clone()));
+                }
+                return;
+            }
+        };
+        let issued = exchange.last_sent;
+        self.cache.insert(exchange.tracker, connection_id, issued);
+        for id in exchange.waiters {
+            self.send_request(now, id, connection_id, issued, false);
+        }
+    }
+
+    fn on_request_reply(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        response: Result<Response, ParseError>,
+    ) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let Phase::Requesting {
+            tid,
+            connection_id,
+            from_cache,
+            ..
+        } = request.phase
+        else {
+            return;
+        };
+        let outcome = match (&request.kind, response) {
+            (RequestKind::Announce(_), Ok(Response::Announce(reply))) => Outcome::Announced(reply),
+            (RequestKind::Scrape(hashes), Ok(Response::Scrape(reply))) => {
+                if reply.stats.len() == hashes.len() {
+                    Outcome::Scraped(reply)
+                } else {
+                    Outcome::Failed(RequestError::BadResponse(ParseError::ScrapeLength))
+                }
+            }
+            (_, Ok(Response::Error(reply))) => {
+                if from_cache && !request.retried_with_fresh_id {
+                    // The tracker may have restarted and forgotten the id we
+                    // cached: get a fresh one and try once more.
+                    request.retried_with_fresh_id = true;
+                    request.request_attempts = 0;
+                    let tracker = request.tracker;
+                    self.cache.invalidate(tracker, connection_id);
+                    self.request_tids.remove(&tid);
+                    self.retired.insert(tid, now);
+                    self.timers.remove(&(request.deadline, id));
+                    self.join_connect(now, id);
+                    return;
+                }
+                Outcome::Failed(RequestError::Tracker(reply.message))
+            }
+            (_, Ok(other)) => Outcome::Failed(unexpected_action(&other)),
+            (_, Err(e)) => Outcome::Failed(RequestError::BadResponse(e)),
+        };
+        self.finish(now, id, outcome);
+    }
+
+    fn fail(&mut self, now: Instant, id: RequestId, error: RequestError) {
+        self.finish(now, id, Outcome::Failed(error));
+    }
+
+    fn finish(&mut self, now: Instant, id: RequestId, outcome: Outcome) {
+        if self.requests.contains_key(&id) {
+            self.cancel(id, now);
+            self.completions.push_back(Completion { id, outcome });
+        }
+    }
+
+    fn schedule(&mut self, id: RequestId, at: Instant) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        self.timers.remove(&(request.deadline, id));
+        request.deadline = at;
+        self.timers.insert((at, id));
+    }
+
+    /// A random id not in use by any exchange in flight nor recently retired.
+    fn new_transaction_id(&mut self) -> TransactionId {
+        loop {
+            let tid = TransactionId(self.rng.random());
+            if !self.request_tids.contains_key(&tid)
+                && !self.connects.contains_key(&tid)
+                && !self.retired.contains(tid)
+            {
+                return tid;
+            }
+        }
+    }
+}
+
+fn timeout_error(waited: Duration) -> RequestError {
+    RequestError::Timeout {
+        waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// A well-formed reply of the wrong kind for the request it matched.
+fn unexpected_action(response: &Response) -> RequestError {
+    RequestError::BadResponse(ParseError::UnknownAction(response.action().to_u32()))
+}
+
+#[cfg(test)]
+mod tests;
