@@ -1,0 +1,434 @@
+'use strict'
+
+// The 1.2.0 EventEmitter API on top of the Rust engine (binding.js, generated
+// by `napi build`). This file only checks arguments, keeps 1.2.0's fields and
+// timers, and turns the engine's completions into events.
+
+const { EventEmitter } = require('events')
+const { randomBytes } = require('crypto')
+const net = require('net')
+const { Engine } = require('./binding.js')
+
+const DEFAULT_TIMEOUT_MS = 15000
+const DEFAULT_NUM_WANT = 50
+const MAX_ATTEMPTS = 8
+// BEP 15 bounds a scrape to 74 hashes; over IPv6 we keep the request within
+// the 1280-byte minimum MTU: 16 + 60 * 20 = 1216 bytes.
+const SCRAPE_HASHES_V4 = 74
+const SCRAPE_HASHES_V6 = 60
+// setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days).
+const LONGEST_TIMER_MS = 2 ** 31 - 1
+const EVENTS = { none: 0, completed: 1, started: 2, stopped: 3 }
+const U64_MAX = (1n << 64n) - 1n
+
+// ---------------------------------------------------------------------------
+// The engine: one per JS realm, created on first use, one UDP socket per
+// address family for every instance.
+
+let engine = null
+let nextRequestId = 1
+const pending = new Map() // request id -> function (completion)
+let keepAlive = null
+
+function getEngine () {
+  if (engine === null) engine = new Engine(onCompletions)
+  return engine
+}
+
+function onCompletions (batch) {
+  let thrown = null
+  for (const completion of batch) {
+    const handler = pending.get(completion.id)
+    if (handler === undefined) continue // cancelled after it finished
+    pending.delete(completion.id)
+    try {
+      handler(completion)
+    } catch (err) {
+      // A throwing listener must not cost the rest of the batch its events;
+      // it still surfaces as an uncaught exception, as it did in 1.2.0.
+      if (thrown === null) thrown = { err }
+    }
+  }
+  updateKeepAlive()
+  if (thrown !== null) process.nextTick(() => { throw thrown.err })
+}
+
+// A request in flight keeps Node alive (the engine's callback does not);
+// nothing else does, so a script whose requests are done exits on its own.
+function updateKeepAlive () {
+  if (pending.size > 0 && keepAlive === null) {
+    keepAlive = setInterval(() => {}, LONGEST_TIMER_MS)
+  } else if (pending.size === 0 && keepAlive !== null) {
+    clearInterval(keepAlive)
+    keepAlive = null
+  }
+}
+
+function startRequest (start, onDone) {
+  const id = nextRequestId
+  nextRequestId = nextRequestId >= 0xffffffff ? 1 : nextRequestId + 1
+  start(getEngine(), id)
+  pending.set(id, onDone)
+  updateKeepAlive()
+  return id
+}
+
+function cancelRequest (id) {
+  if (id !== 0 && pending.delete(id)) {
+    engine.cancel(id)
+    updateKeepAlive()
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Argument checks: a TypeError or RangeError naming the argument.
+
+function toTwentyBytes (value, name, allowHex) {
+  let buf
+  if (Buffer.isBuffer(value)) buf = value
+  else if (value instanceof Uint8Array) buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  else if (typeof value === 'string') {
+    if (allowHex) {
+      if (!/^[0-9a-fA-F]{40}$/.test(value)) {
+        throw new TypeError(`${name} must be 20 bytes: a Buffer or a 40-character hex string`)
+      }
+      buf = Buffer.from(value, 'hex')
+    } else {
+      buf = Buffer.from(value)
+    }
+  } else {
+    throw new TypeError(`${name} must be a Buffer or a string`)
+  }
+  if (buf.length !== 20) throw new TypeError(`${name} must be 20 bytes, got ${buf.length}`)
+  return Buffer.from(buf) // a copy: later changes to the caller's buffer do not reach the wire
+}
+
+function parseAnnounceUrl (announceUrl) {
+  if (typeof announceUrl !== 'string') throw new TypeError('announceUrl must be a string')
+  let url
+  try {
+    url = new URL(announceUrl)
+  } catch {
+    throw new TypeError(`announceUrl is not a valid URL: ${announceUrl}`)
+  }
+  if (url.protocol !== 'udp:') throw new TypeError(`announceUrl must be a udp:// URL: ${announceUrl}`)
+  if (url.hostname === '') throw new TypeError(`announceUrl has no host: ${announceUrl}`)
+  // 1.2.0 sent to port 80 when the URL had none.
+  const port = url.port === '' ? 80 : Number(url.port)
+  const path = url.pathname + url.search
+  return { host: url.hostname, port, urlData: Buffer.from(path === '/' ? '' : path) }
+}
+
+function checkInteger (value, name, min, max, fallback) {
+  if (value === undefined || value === null) return fallback
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number`)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`)
+  }
+  return value
+}
+
+function checkBoolean (value, name, fallback) {
+  if (value === undefined || value === null) return fallback
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean`)
+  return value
+}
+
+function checkFamily (value) {
+  if (value === undefined || value === null || value === 'auto' || value === 0) return 0
+  if (value === 4 || value === 'ipv4' || value === 'IPv4') return 4
+  if (value === 6 || value === 'ipv6' || value === 'IPv6') return 6
+  throw new RangeError(`opts.family must be 4, 6 or 'auto', got ${String(value)}`)
+}
+
+function checkIp (value) {
+  if (value === undefined || value === null || value === 0) return 0
+  if (typeof value !== 'string' || !net.isIPv4(value)) {
+    throw new TypeError('opts.ip must be an IPv4 address string')
+  }
+  return value.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
+}
+
+function checkTimeout (value) {
+  if (value === undefined || value === null) return DEFAULT_TIMEOUT_MS
+  if (typeof value !== 'number') throw new TypeError('opts._timeout must be a number of milliseconds')
+  if (!(value > 0) || value > LONGEST_TIMER_MS) {
+    throw new RangeError(`opts._timeout must be from 1 to ${LONGEST_TIMER_MS} milliseconds, got ${value}`)
+  }
+  return value
+}
+
+function checkCounter (value, name) {
+  if (value === undefined || value === null) return 0n
+  if (typeof value === 'bigint') {
+    if (value < 0n || value > U64_MAX) throw new RangeError(`${name} must be from 0 to 2^64-1`)
+    return value
+  }
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number or a BigInt`)
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative integer (a BigInt above 2^53), got ${value}`)
+  }
+  return BigInt(value)
+}
+
+function checkEvent (event) {
+  if (typeof event === 'string' && Object.hasOwn(EVENTS, event)) return EVENTS[event]
+  if (typeof event === 'string' && /^[0-3]$/.test(event)) return Number(event)
+  if (event === 0 || event === 1 || event === 2 || event === 3) return event
+  return null
+}
+
+function checkOptions (opts) {
+  if (opts === undefined || opts === null) return {}
+  if (typeof opts !== 'object') throw new TypeError('opts must be an object')
+  return opts
+}
+
+/** The request options shared by announce and scrape, from a URL and opts. */
+function requestArgs (announceUrl, opts) {
+  const { host, port, urlData } = parseAnnounceUrl(announceUrl)
+  return {
+    request: {
+      host,
+      port,
+      family: checkFamily(opts.family),
+      timeoutMs: checkTimeout(opts._timeout),
+      maxAttempts: checkInteger(opts.maxAttempts, 'opts.maxAttempts', 1, MAX_ATTEMPTS, MAX_ATTEMPTS),
+      strictSource: checkBoolean(opts.strictSource, 'opts.strictSource', true),
+      reuseConnectionId: checkBoolean(opts.connectionIdCache, 'opts.connectionIdCache', true)
+    },
+    urlData
+  }
+}
+
+function scrapeBatchSize (request) {
+  return request.family === 4 || net.isIPv4(request.host) ? SCRAPE_HASHES_V4 : SCRAPE_HASHES_V6
+}
+
+// A marker for `_socket`: 1.2.0 kept its own dgram socket there while a
+// request was out; every instance now shares the engine's sockets.
+const SHARED_SOCKET = Object.freeze({ shared: true })
+
+// ---------------------------------------------------------------------------
+
+class UdpTracker extends EventEmitter {
+  constructor (peerId, infoHash, announceUrl, opts) {
+    super()
+    const options = checkOptions(opts)
+    this.peerId = toTwentyBytes(peerId, 'peerId', false)
+    this.infoHash = toTwentyBytes(infoHash, 'infoHash', true)
+    this.announceUrl = announceUrl
+    this.opts = options
+    const { request, urlData } = requestArgs(announceUrl, options)
+    this._request = request
+    this._urlData = urlData
+    this.port = checkInteger(options.port, 'opts.port', 0, 65535, 0)
+    this._timeout = request.timeoutMs
+    this._numWant = checkInteger(options.numWant, 'opts.numWant', -1, 2 ** 31 - 1, DEFAULT_NUM_WANT)
+    this._key = options.key === undefined || options.key === null
+      ? randomBytes(4).readUInt32BE(0)
+      : checkInteger(options.key, 'opts.key', 0, 0xffffffff, 0)
+    this._ip = checkIp(options.ip)
+
+    // 1.2.0's fields, with their meaning.
+    this._in_interval = false
+    this._last_opts = null
+    this._announce_intervals_timeout = []
+    this._udpTimmers = []
+    this._socket = null
+    this.destoryed = false
+    this.destroyed = false
+
+    this._announceId = 0
+    this._scrapeId = 0
+    this._queuedEvent = null
+  }
+
+  /**
+   * Announces `event` (0 none, 1 completed, 2 started, 3 stopped) with the
+   * counters in `opts`. During the announce interval the call is stored and
+   * answered with the error 'not calling announce'; the interval's end sends it.
+   */
+  announce (event, opts) {
+    if (this.destroyed) return
+    const options = checkOptions(opts)
+    const counters = {
+      downloaded: checkCounter(options.downloaded, 'opts.downloaded'),
+      left: checkCounter(options.left, 'opts.left'),
+      uploaded: checkCounter(options.uploaded, 'opts.uploaded')
+    }
+    const code = checkEvent(event)
+    if (code === null) {
+      this._emitLater('error', 'unknown event')
+      return
+    }
+    this._last_opts = Object.assign({}, options, { event: code })
+    this._lastCounters = counters
+    if (this._in_interval) {
+      this._queuedEvent = code
+      this._emitLater('error', 'not calling announce')
+      return
+    }
+    this._queuedEvent = null
+    this._send(code, counters)
+  }
+
+  /** Asks the tracker for this torrent's swarm counts: a `scrape` event. */
+  scrape () {
+    if (this.destroyed) return
+    cancelRequest(this._scrapeId)
+    this._scrapeId = startRequest(
+      (engine, id) => engine.scrape(id, this._request, [this.infoHash]),
+      (completion) => {
+        this._scrapeId = 0
+        if (this.destroyed) return
+        if (completion.error != null) return this.emit('error', completion.error)
+        this.emit('scrape', completion.scrape[0])
+      }
+    )
+  }
+
+  /** Stops every request and timer; no event follows. Safe to call twice. */
+  destroy () {
+    this.destroyed = true
+    this.destoryed = true
+    cancelRequest(this._announceId)
+    cancelRequest(this._scrapeId)
+    this._announceId = 0
+    this._scrapeId = 0
+    for (const timer of this._announce_intervals_timeout) clearTimeout(timer)
+    this._announce_intervals_timeout = []
+    this._udpTimmers = []
+    this._socket = null
+    this._in_interval = false
+  }
+
+  /** 1.2.0's spelling of `destroy`. */
+  destory () {
+    this.destroy()
+  }
+
+  _send (event, counters) {
+    cancelRequest(this._announceId)
+    const announce = {
+      infoHash: this.infoHash,
+      peerId: this.peerId,
+      downloaded: counters.downloaded,
+      left: counters.left,
+      uploaded: counters.uploaded,
+      event,
+      ip: this._ip,
+      key: this._key,
+      numWant: this._numWant,
+      port: this.port,
+      urlData: this._urlData
+    }
+    this._announceId = startRequest(
+      (engine, id) => engine.announce(id, this._request, announce),
+      (completion) => this._onAnnounced(completion, event)
+    )
+    this._socket = SHARED_SOCKET
+  }
+
+  _onAnnounced (completion, event) {
+    this._announceId = 0
+    this._socket = null
+    if (this.destroyed) return
+    if (completion.error != null) {
+      this.emit('error', completion.error)
+      return
+    }
+    const interval = completion.interval
+    // A successful 'stopped' ends the announcing: 1.2.0 repeated it forever.
+    if (event !== EVENTS.stopped) {
+      this._in_interval = true
+      const delay = Math.min(Math.max(interval, 1) * 1000, LONGEST_TIMER_MS)
+      const timer = setTimeout(() => this._onIntervalEnd(timer), delay)
+      timer.unref()
+      this._announce_intervals_timeout.push(timer)
+    }
+    this.emit('update', {
+      leechers: completion.leechers,
+      seeds: completion.seeders,
+      peers: completion.peers,
+      interval
+    })
+  }
+
+  _onIntervalEnd (timer) {
+    const timers = this._announce_intervals_timeout
+    const at = timers.indexOf(timer)
+    if (at !== -1) timers.splice(at, 1)
+    if (this.destroyed) return
+    this._in_interval = false
+    // Periodic announces are event 0 (none) unless the user queued one.
+    const event = this._queuedEvent === null ? EVENTS.none : this._queuedEvent
+    this._queuedEvent = null
+    if (this._last_opts !== null) this._last_opts.event = event
+    this._send(event, this._lastCounters || { downloaded: 0n, left: 0n, uploaded: 0n })
+  }
+
+  _emitLater (name, payload) {
+    process.nextTick(() => {
+      if (!this.destroyed) this.emit(name, payload)
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Module-level functions.
+
+/**
+ * Scrapes many info hashes of one tracker. Resolves to an object keyed by
+ * lower-case hex info hash: `{ complete, downloaded, incomplete }`.
+ */
+function scrape (announceUrl, infoHashes, opts) {
+  return new Promise((resolve, reject) => {
+    const options = checkOptions(opts)
+    if (!Array.isArray(infoHashes) || infoHashes.length === 0) {
+      throw new TypeError('infoHashes must be a non-empty array')
+    }
+    const hashes = infoHashes.map((h, i) => toTwentyBytes(h, `infoHashes[${i}]`, true))
+    const { request } = requestArgs(announceUrl, options)
+    const size = scrapeBatchSize(request)
+    const result = {}
+    const ids = []
+    let left = Math.ceil(hashes.length / size)
+    let failed = false
+    for (let at = 0; at < hashes.length; at += size) {
+      const batch = hashes.slice(at, at + size)
+      ids.push(startRequest(
+        (engine, id) => engine.scrape(id, request, batch),
+        (completion) => {
+          if (failed) return
+          if (completion.error != null) {
+            failed = true
+            for (const id of ids) cancelRequest(id)
+            const err = new Error(completion.error)
+            err.code = completion.code
+            return reject(err)
+          }
+          batch.forEach((hash, i) => { result[hash.toString('hex')] = completion.scrape[i] })
+          if (--left === 0) resolve(result)
+        }
+      ))
+    }
+  })
+}
+
+/** Forgets every cached connection id: the next request to each tracker connects first. */
+function forgetConnectionIds () {
+  if (engine !== null) engine.forgetConnectionIds()
+}
+
+/** Counters of the shared engine: datagrams sent, received and dropped, sockets. */
+function stats () {
+  return getEngine().stats()
+}
+
+module.exports = UdpTracker
+module.exports.UdpTracker = UdpTracker
+module.exports.default = UdpTracker
+module.exports.scrape = scrape
+module.exports.forgetConnectionIds = forgetConnectionIds
+module.exports.stats = stats
