@@ -10,7 +10,9 @@ use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::driver::{Command, Driver, Family, StartRequest};
-use crate::proto::{AnnounceEvent, InfoHash, PeerId};
+use sha1::{Digest, Sha1};
+
+use crate::proto::{AnnounceEvent, Authentication, InfoHash, LibtorrentExtensions, PeerId};
 use crate::session::{
     AnnounceParams, Completion, Outcome, RequestError, RequestKind, RequestOptions, MAX_ATTEMPTS,
 };
@@ -44,6 +46,12 @@ pub struct AnnounceArgs {
     pub port: u32,
     /// BEP 41 URL data: the announce URL's path and query.
     pub url_data: Buffer,
+    /// libtorrent authentication extension: user name (at most 255 bytes) ...
+    pub auth_user: Option<Buffer>,
+    /// ... and password (hashed here, never sent).
+    pub auth_password: Option<Buffer>,
+    /// libtorrent request-string extension (at most 255 bytes).
+    pub request_string: Option<Buffer>,
 }
 
 #[napi(object)]
@@ -126,6 +134,7 @@ impl Engine {
             num_want: announce.num_want,
             port: port(announce.port, "port")?,
             url_data: announce.url_data.to_vec(),
+            extensions: extensions(&announce)?,
         };
         self.start(id, request, RequestKind::Announce(params))
     }
@@ -213,6 +222,36 @@ impl Engine {
             Err(Error::from_reason("the tracker driver has stopped"))
         }
     }
+}
+
+fn extensions(announce: &AnnounceArgs) -> Result<Option<LibtorrentExtensions>> {
+    let auth = match (&announce.auth_user, &announce.auth_password) {
+        (None, None) => None,
+        (Some(user), Some(password)) => Some(Authentication {
+            username: short_string(user, "opts.auth.user")?,
+            password_sha1: Sha1::digest(password.as_ref()).into(),
+        }),
+        _ => return Err(range_error("opts.auth needs both user and password")),
+    };
+    let request_string = announce
+        .request_string
+        .as_ref()
+        .map(|r| short_string(r, "opts.requestString"))
+        .transpose()?;
+    if auth.is_none() && request_string.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(LibtorrentExtensions {
+        auth,
+        request_string,
+    }))
+}
+
+fn short_string(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    if bytes.len() > 255 {
+        return Err(range_error(&format!("{name} must be at most 255 bytes")));
+    }
+    Ok(bytes.to_vec())
 }
 
 fn range_error(message: &str) -> Error {

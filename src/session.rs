@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::proto::{
     peek_transaction_id, AnnounceEvent, AnnounceRequest, AnnounceResponse, ConnectRequest,
-    ConnectionId, InfoHash, ParseError, PeerId, Response, ScrapeRequest, ScrapeResponse,
-    TransactionId,
+    ConnectionId, InfoHash, LibtorrentExtensions, ParseError, PeerId, Response, ScrapeRequest,
+    ScrapeResponse, TransactionId,
 };
 
 /// A request's handle, chosen by the caller.
@@ -77,6 +77,8 @@ pub struct AnnounceParams {
     pub num_want: i32,
     pub port: u16,
     pub url_data: Vec<u8>,
+    /// libtorrent's authentication / request-string extensions (opt-in).
+    pub extensions: Option<LibtorrentExtensions>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -585,6 +587,7 @@ impl Session {
                 num_want: p.num_want,
                 port: p.port,
                 url_data: p.url_data.clone(),
+                extensions: p.extensions.clone(),
             }
             .write(&mut payload),
             RequestKind::Scrape(hashes) => ScrapeRequest {

@@ -7,7 +7,10 @@
 mod request;
 mod response;
 
-pub use request::{AnnounceEvent, AnnounceRequest, ConnectRequest, ScrapeRequest};
+pub use request::{
+    AnnounceEvent, AnnounceRequest, Authentication, ConnectRequest, LibtorrentExtensions,
+    ScrapeRequest,
+};
 pub use response::{
     AnnounceResponse, ConnectResponse, ErrorResponse, Peers, Response, ScrapeResponse, ScrapeStats,
 };

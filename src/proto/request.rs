@@ -1,6 +1,8 @@
 //! Requests the client sends (BEP 15), with parsers so that test trackers and
 //! fuzzers can read what the writers produce.
 
+use sha1::{Digest, Sha1};
+
 use super::{Action, ConnectionId, InfoHash, PeerId, Reader, TransactionId, PROTOCOL_ID};
 
 /// BEP 15 announce events.
@@ -31,6 +33,66 @@ impl AnnounceEvent {
             _ => None,
         }
     }
+}
+
+/// libtorrent's older UDP tracker extensions, announced in a u16 bit field at
+/// offset 98 (in place of BEP 41 options, which the same tracker would misread).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LibtorrentExtensions {
+    /// Bit 0x1: u8 username length, username, then the first 8 bytes of
+    /// SHA1(packet ‖ SHA1(password)), where "packet" is every byte of the
+    /// datagram except those 8.
+    pub auth: Option<Authentication>,
+    /// Bit 0x2: u8 length, then the request string (the URL's path and query).
+    pub request_string: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authentication {
+    /// At most 255 bytes; longer names are cut (the caller rejects them first).
+    pub username: Vec<u8>,
+    /// SHA1(password): the password itself is never kept.
+    pub password_sha1: [u8; 20],
+}
+
+const EXTENSION_AUTH: u16 = 0x1;
+const EXTENSION_REQUEST_STRING: u16 = 0x2;
+
+impl LibtorrentExtensions {
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut bits = 0;
+        if self.auth.is_some() {
+            bits |= EXTENSION_AUTH;
+        }
+        if self.request_string.is_some() {
+            bits |= EXTENSION_REQUEST_STRING;
+        }
+        out.extend_from_slice(&bits.to_be_bytes());
+        let mut hash_at = None;
+        if let Some(auth) = &self.auth {
+            write_short_string(out, &auth.username);
+            hash_at = Some(out.len());
+            out.extend_from_slice(&[0; 8]);
+        }
+        if let Some(request) = &self.request_string {
+            write_short_string(out, request);
+        }
+        if let (Some(at), Some(auth)) = (hash_at, &self.auth) {
+            let mut sha = Sha1::new();
+            sha.update(&out[..at]);
+            sha.update(&out[at + 8..]);
+            sha.update(auth.password_sha1);
+            let digest = sha.finalize();
+            out[at..at + 8].copy_from_slice(&digest[..8]);
+        }
+    }
+}
+
+/// A u8 length and up to 255 bytes.
+fn write_short_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    let bytes = &bytes[..bytes.len().min(255)];
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
 }
 
 /// BEP 41 option types.
@@ -83,6 +145,8 @@ pub struct AnnounceRequest {
     /// BEP 41: the announce URL's path and query, sent as URLData options.
     /// Empty means no options are appended at all.
     pub url_data: Vec<u8>,
+    /// When set, libtorrent's extension field replaces the BEP 41 options.
+    pub extensions: Option<LibtorrentExtensions>,
 }
 
 impl AnnounceRequest {
@@ -103,7 +167,9 @@ impl AnnounceRequest {
         out.extend_from_slice(&self.key.to_be_bytes());
         out.extend_from_slice(&self.num_want.to_be_bytes());
         out.extend_from_slice(&self.port.to_be_bytes());
-        if !self.url_data.is_empty() {
+        if let Some(extensions) = &self.extensions {
+            extensions.write(out);
+        } else if !self.url_data.is_empty() {
             for chunk in self.url_data.chunks(URL_DATA_CHUNK) {
                 out.push(OPTION_URL_DATA);
                 // chunks() never yields more than URL_DATA_CHUNK (255) bytes.
@@ -134,6 +200,7 @@ impl AnnounceRequest {
             num_want: r.i32()?,
             port: r.u16()?,
             url_data: Vec::new(),
+            extensions: None,
         };
         // BEP 41 options: read until EndOfOptions or the end of the datagram.
         while let Some(&[kind]) = r.take(1) {
@@ -212,6 +279,7 @@ mod tests {
             num_want: -1,
             port: 6881,
             url_data: url_data.to_vec(),
+            extensions: None,
         }
     }
 
@@ -278,6 +346,62 @@ mod tests {
         assert_eq!(&opts[516..606], &url[510..]);
         assert_eq!(opts[606], 0);
         assert_eq!(opts.len(), 607);
+    }
+
+    fn sha1(parts: &[&[u8]]) -> [u8; 20] {
+        let mut sha = Sha1::new();
+        for part in parts {
+            sha.update(part);
+        }
+        sha.finalize().into()
+    }
+
+    #[test]
+    fn sha1_is_the_standard_one() {
+        // FIPS 180 test vector "abc".
+        assert_eq!(
+            sha1(&[b"abc"]),
+            [
+                0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50,
+                0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d
+            ]
+        );
+    }
+
+    #[test]
+    fn authentication_and_request_string_follow_the_libtorrent_layout() {
+        let mut req = announce(b"/ignored-when-extensions-are-on");
+        req.extensions = Some(LibtorrentExtensions {
+            auth: Some(Authentication {
+                username: b"alice".to_vec(),
+                password_sha1: sha1(&[b"secret"]),
+            }),
+            request_string: Some(b"/announce?k=v".to_vec()),
+        });
+        let mut out = Vec::new();
+        req.write(&mut out);
+        let fixed = AnnounceRequest::FIXED_LEN;
+        assert_eq!(&out[fixed..fixed + 2], &[0, 3], "both extension bits");
+        assert_eq!(out[fixed + 2], 5);
+        assert_eq!(&out[fixed + 3..fixed + 8], b"alice");
+        let hash_at = fixed + 8;
+        assert_eq!(out[hash_at + 8], 13);
+        assert_eq!(&out[hash_at + 9..], b"/announce?k=v");
+        assert_eq!(out.len(), hash_at + 9 + 13);
+        let expected = sha1(&[&out[..hash_at], &out[hash_at + 8..], &sha1(&[b"secret"])]);
+        assert_eq!(&out[hash_at..hash_at + 8], &expected[..8]);
+    }
+
+    #[test]
+    fn request_string_alone_sets_only_bit_two() {
+        let mut req = announce(b"");
+        req.extensions = Some(LibtorrentExtensions {
+            auth: None,
+            request_string: Some(b"/a".to_vec()),
+        });
+        let mut out = Vec::new();
+        req.write(&mut out);
+        assert_eq!(&out[AnnounceRequest::FIXED_LEN..], &[0, 2, 2, b'/', b'a']);
     }
 
     #[test]
