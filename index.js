@@ -134,26 +134,26 @@ function checkBoolean (value, name, fallback) {
   return value
 }
 
-function checkFamily (value) {
+function checkFamily (value, name) {
   if (value === undefined || value === null || value === 'auto' || value === 0) return 0
   if (value === 4 || value === 'ipv4' || value === 'IPv4') return 4
   if (value === 6 || value === 'ipv6' || value === 'IPv6') return 6
-  throw new RangeError(`opts.family must be 4, 6 or 'auto', got ${String(value)}`)
+  throw new RangeError(`${name} must be 4, 6 or 'auto', got ${String(value)}`)
 }
 
-function checkIp (value) {
+function checkIp (value, name) {
   if (value === undefined || value === null || value === 0) return 0
   if (typeof value !== 'string' || !net.isIPv4(value)) {
-    throw new TypeError('opts.ip must be an IPv4 address string')
+    throw new TypeError(`${name} must be an IPv4 address string`)
   }
   return value.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
 }
 
-function checkTimeout (value) {
+function checkTimeout (value, name) {
   if (value === undefined || value === null) return DEFAULT_TIMEOUT_MS
-  if (typeof value !== 'number') throw new TypeError('opts._timeout must be a number of milliseconds')
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number of milliseconds`)
   if (!(value > 0) || value > LONGEST_TIMER_MS) {
-    throw new RangeError(`opts._timeout must be from 1 to ${LONGEST_TIMER_MS} milliseconds, got ${value}`)
+    throw new RangeError(`${name} must be from 1 to ${LONGEST_TIMER_MS} milliseconds, got ${value}`)
   }
   return value
 }
@@ -178,6 +178,33 @@ function checkEvent (event) {
   return null
 }
 
+function checkShortString (value, name) {
+  if (value === undefined || value === null) return undefined
+  let buf
+  if (typeof value === 'string') buf = Buffer.from(value)
+  else if (value instanceof Uint8Array) buf = Buffer.from(value)
+  else throw new TypeError(`${name} must be a string or a Buffer`)
+  if (buf.length > 255) throw new RangeError(`${name} must be at most 255 bytes, got ${buf.length}`)
+  return buf
+}
+
+/** libtorrent's authentication and request-string extensions (opt-in). */
+function checkExtensions (opts, prefix) {
+  const out = {}
+  if (opts.auth !== undefined && opts.auth !== null) {
+    if (typeof opts.auth !== 'object') throw new TypeError(`${prefix}.auth must be an object { user, password }`)
+    out.authUser = checkShortString(opts.auth.user, `${prefix}.auth.user`)
+    if (out.authUser === undefined) throw new TypeError(`${prefix}.auth.user must be a string or a Buffer`)
+    if (typeof opts.auth.password !== 'string' && !(opts.auth.password instanceof Uint8Array)) {
+      throw new TypeError(`${prefix}.auth.password must be a string or a Buffer`)
+    }
+    out.authPassword = Buffer.from(opts.auth.password)
+  }
+  const requestString = checkShortString(opts.requestString, `${prefix}.requestString`)
+  if (requestString !== undefined) out.requestString = requestString
+  return out
+}
+
 function checkOptions (opts) {
   if (opts === undefined || opts === null) return {}
   if (typeof opts !== 'object') throw new TypeError('opts must be an object')
@@ -185,19 +212,32 @@ function checkOptions (opts) {
 }
 
 /** The request options shared by announce and scrape, from a URL and opts. */
-function requestArgs (announceUrl, opts) {
+function requestArgs (announceUrl, opts, prefix) {
   const { host, port, urlData } = parseAnnounceUrl(announceUrl)
   return {
     request: {
       host,
       port,
-      family: checkFamily(opts.family),
-      timeoutMs: checkTimeout(opts._timeout),
-      maxAttempts: checkInteger(opts.maxAttempts, 'opts.maxAttempts', 1, MAX_ATTEMPTS, MAX_ATTEMPTS),
-      strictSource: checkBoolean(opts.strictSource, 'opts.strictSource', true),
-      reuseConnectionId: checkBoolean(opts.connectionIdCache, 'opts.connectionIdCache', true)
+      family: checkFamily(opts.family, `${prefix}.family`),
+      timeoutMs: checkTimeout(opts._timeout, `${prefix}._timeout`),
+      maxAttempts: checkInteger(opts.maxAttempts, `${prefix}.maxAttempts`, 1, MAX_ATTEMPTS, MAX_ATTEMPTS),
+      strictSource: checkBoolean(opts.strictSource, `${prefix}.strictSource`, true),
+      reuseConnectionId: checkBoolean(opts.connectionIdCache, `${prefix}.connectionIdCache`, true)
     },
     urlData
+  }
+}
+
+/** The announce fields an instance or a promise-API call fixes once. */
+function announceFields (opts, prefix) {
+  return {
+    port: checkInteger(opts.port, `${prefix}.port`, 0, 65535, 0),
+    numWant: checkInteger(opts.numWant, `${prefix}.numWant`, -1, 2 ** 31 - 1, DEFAULT_NUM_WANT),
+    key: opts.key === undefined || opts.key === null
+      ? randomBytes(4).readUInt32BE(0)
+      : checkInteger(opts.key, `${prefix}.key`, 0, 0xffffffff, 0),
+    ip: checkIp(opts.ip, `${prefix}.ip`),
+    ...checkExtensions(opts, prefix)
   }
 }
 
@@ -219,16 +259,12 @@ class UdpTracker extends EventEmitter {
     this.infoHash = toTwentyBytes(infoHash, 'infoHash', true)
     this.announceUrl = announceUrl
     this.opts = options
-    const { request, urlData } = requestArgs(announceUrl, options)
+    const { request, urlData } = requestArgs(announceUrl, options, 'opts')
     this._request = request
     this._urlData = urlData
-    this.port = checkInteger(options.port, 'opts.port', 0, 65535, 0)
+    this._fields = announceFields(options, 'opts')
+    this.port = this._fields.port
     this._timeout = request.timeoutMs
-    this._numWant = checkInteger(options.numWant, 'opts.numWant', -1, 2 ** 31 - 1, DEFAULT_NUM_WANT)
-    this._key = options.key === undefined || options.key === null
-      ? randomBytes(4).readUInt32BE(0)
-      : checkInteger(options.key, 'opts.key', 0, 0xffffffff, 0)
-    this._ip = checkIp(options.ip)
 
     // 1.2.0's fields, with their meaning.
     this._in_interval = false
@@ -311,16 +347,11 @@ class UdpTracker extends EventEmitter {
   _send (event, counters) {
     cancelRequest(this._announceId)
     const announce = {
+      ...this._fields,
+      ...counters,
       infoHash: this.infoHash,
       peerId: this.peerId,
-      downloaded: counters.downloaded,
-      left: counters.left,
-      uploaded: counters.uploaded,
       event,
-      ip: this._ip,
-      key: this._key,
-      numWant: this._numWant,
-      port: this.port,
       urlData: this._urlData
     }
     this._announceId = startRequest(
@@ -378,42 +409,130 @@ class UdpTracker extends EventEmitter {
 // ---------------------------------------------------------------------------
 // Module-level functions.
 
+function trackerError (message, code) {
+  const err = new Error(message)
+  err.code = code
+  return err
+}
+
+function checkSignal (signal) {
+  if (signal === undefined || signal === null) return null
+  if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
+      typeof signal.addEventListener !== 'function') {
+    throw new TypeError('options.signal must be an AbortSignal')
+  }
+  return signal
+}
+
+function abortError (signal) {
+  const err = trackerError('The operation was aborted', 'ERR_ABORTED')
+  err.name = 'AbortError'
+  if (signal.reason !== undefined) err.cause = signal.reason
+  return err
+}
+
 /**
- * Scrapes many info hashes of one tracker. Resolves to an object keyed by
- * lower-case hex info hash: `{ complete, downloaded, incomplete }`.
+ * Runs requests together: resolves with their completions in order, or
+ * rejects on the first failure, an abort or the overall timeout, cancelling
+ * the rest. `starts` are `(engine, id) => void`.
+ */
+function runRequests (starts, options) {
+  const opts = checkOptions(options)
+  const signal = checkSignal(opts.signal)
+  const timeout = opts.timeout === undefined || opts.timeout === null
+    ? null
+    : checkTimeout(opts.timeout, 'options.timeout')
+  return new Promise((resolve, reject) => {
+    if (signal !== null && signal.aborted) return reject(abortError(signal))
+    const ids = []
+    const results = new Array(starts.length)
+    let left = starts.length
+    let timer = null
+    let settled = false
+    const settle = (err) => {
+      settled = true
+      for (const id of ids) cancelRequest(id)
+      if (timer !== null) clearTimeout(timer)
+      if (signal !== null) signal.removeEventListener('abort', onAbort)
+      if (err) reject(err)
+      else resolve(results)
+    }
+    const onAbort = () => { if (!settled) settle(abortError(signal)) }
+    try {
+      starts.forEach((start, i) => {
+        ids.push(startRequest(start, (completion) => {
+          if (settled) return
+          if (completion.error != null) return settle(trackerError(completion.error, completion.code))
+          results[i] = completion
+          if (--left === 0) settle(null)
+        }))
+      })
+    } catch (err) {
+      return settle(err)
+    }
+    if (signal !== null) signal.addEventListener('abort', onAbort, { once: true })
+    if (timeout !== null) {
+      timer = setTimeout(() => {
+        if (!settled) settle(trackerError(`tracker is not responding after:${timeout}`, 'ERR_TRACKER_TIMEOUT'))
+      }, timeout)
+    }
+  })
+}
+
+/**
+ * Announces once: resolves to `{ interval, leechers, seeds, peers }`.
+ * `params` holds `infoHash`, `peerId`, the event and counters and every
+ * option of the class; `options` is `{ signal, timeout }`.
+ */
+function announce (announceUrl, params, options) {
+  try {
+    const p = checkOptions(params)
+    const event = p.event === undefined || p.event === null ? EVENTS.none : checkEvent(p.event)
+    if (event === null) throw new RangeError(`params.event must be 0-3 or none/completed/started/stopped, got ${String(p.event)}`)
+    const { request, urlData } = requestArgs(announceUrl, p, 'params')
+    const wire = {
+      ...announceFields(p, 'params'),
+      infoHash: toTwentyBytes(p.infoHash, 'params.infoHash', true),
+      peerId: toTwentyBytes(p.peerId, 'params.peerId', false),
+      downloaded: checkCounter(p.downloaded, 'params.downloaded'),
+      left: checkCounter(p.left, 'params.left'),
+      uploaded: checkCounter(p.uploaded, 'params.uploaded'),
+      event,
+      urlData
+    }
+    return runRequests([(engine, id) => engine.announce(id, request, wire)], options)
+      .then(([c]) => ({ interval: c.interval, leechers: c.leechers, seeds: c.seeders, peers: c.peers }))
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+/**
+ * Scrapes any number of info hashes of one tracker. Resolves to an object
+ * keyed by lower-case hex info hash: `{ complete, downloaded, incomplete }`.
  */
 function scrape (announceUrl, infoHashes, opts) {
-  return new Promise((resolve, reject) => {
+  try {
     const options = checkOptions(opts)
     if (!Array.isArray(infoHashes) || infoHashes.length === 0) {
       throw new TypeError('infoHashes must be a non-empty array')
     }
     const hashes = infoHashes.map((h, i) => toTwentyBytes(h, `infoHashes[${i}]`, true))
-    const { request } = requestArgs(announceUrl, options)
+    const { request } = requestArgs(announceUrl, options, 'opts')
     const size = scrapeBatchSize(request)
-    const result = {}
-    const ids = []
-    let left = Math.ceil(hashes.length / size)
-    let failed = false
-    for (let at = 0; at < hashes.length; at += size) {
-      const batch = hashes.slice(at, at + size)
-      ids.push(startRequest(
-        (engine, id) => engine.scrape(id, request, batch),
-        (completion) => {
-          if (failed) return
-          if (completion.error != null) {
-            failed = true
-            for (const id of ids) cancelRequest(id)
-            const err = new Error(completion.error)
-            err.code = completion.code
-            return reject(err)
-          }
-          batch.forEach((hash, i) => { result[hash.toString('hex')] = completion.scrape[i] })
-          if (--left === 0) resolve(result)
-        }
-      ))
-    }
-  })
+    const batches = []
+    for (let at = 0; at < hashes.length; at += size) batches.push(hashes.slice(at, at + size))
+    const starts = batches.map((batch) => (engine, id) => engine.scrape(id, request, batch))
+    return runRequests(starts, options).then((completions) => {
+      const result = {}
+      batches.forEach((batch, b) => {
+        batch.forEach((hash, i) => { result[hash.toString('hex')] = completions[b].scrape[i] })
+      })
+      return result
+    })
+  } catch (err) {
+    return Promise.reject(err)
+  }
 }
 
 /** Forgets every cached connection id: the next request to each tracker connects first. */
@@ -429,6 +548,7 @@ function stats () {
 module.exports = UdpTracker
 module.exports.UdpTracker = UdpTracker
 module.exports.default = UdpTracker
+module.exports.announce = announce
 module.exports.scrape = scrape
 module.exports.forgetConnectionIds = forgetConnectionIds
 module.exports.stats = stats
