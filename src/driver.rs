@@ -202,7 +202,7 @@ impl State {
     fn start(&mut self, start: StartRequest) {
         if let Ok(ip) = strip_brackets(&start.host).parse::<IpAddr>() {
             let tracker = SocketAddr::new(ip, start.port);
-            self.begin(start, tracker);
+            self.begin(start, tracker, None);
             return;
         }
         let key = (start.host.clone(), start.port);
@@ -261,7 +261,16 @@ impl State {
 
     fn begin_resolved(&mut self, start: StartRequest, addrs: &[SocketAddr]) {
         match pick_address(addrs, start.family) {
-            Some(tracker) => self.begin(start, tracker),
+            Some(tracker) => {
+                let fallback = match start.family {
+                    Family::Auto => addrs
+                        .iter()
+                        .copied()
+                        .find(|a| a.is_ipv4() != tracker.is_ipv4()),
+                    Family::V4 | Family::V6 => None,
+                };
+                self.begin(start, tracker, fallback)
+            }
             None => {
                 let message = match start.family {
                     Family::V6 => format!("no IPv6 address for {}", start.host),
@@ -273,7 +282,7 @@ impl State {
         }
     }
 
-    fn begin(&mut self, start: StartRequest, tracker: SocketAddr) {
+    fn begin(&mut self, start: StartRequest, tracker: SocketAddr, fallback: Option<SocketAddr>) {
         let family_ok = match start.family {
             Family::Auto => true,
             Family::V4 => tracker.is_ipv4(),
@@ -284,8 +293,14 @@ impl State {
             self.fail_now(start.id, RequestError::Send(message));
             return;
         }
-        self.session
-            .start(Instant::now(), start.id, tracker, start.kind, start.options);
+        self.session.start_with_fallback(
+            Instant::now(),
+            start.id,
+            tracker,
+            fallback,
+            start.kind,
+            start.options,
+        );
     }
 
     fn fail_now(&mut self, id: RequestId, error: RequestError) {

@@ -38,6 +38,9 @@ pub const CONNECTION_ID_TTL: Duration = Duration::from_secs(60);
 pub const RETIRED_TID_TTL: Duration = Duration::from_secs(300);
 /// BEP 15 stops at 15 · 2^8 seconds; more sends than this are never useful.
 pub const MAX_ATTEMPTS: u32 = 8;
+/// How long a tracker host that answered only on its other address family is
+/// contacted on that family first.
+pub const FAMILY_PREFERENCE_TTL: Duration = Duration::from_secs(600);
 /// A wait is never scheduled further out than this, whatever the options say.
 const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -245,6 +248,11 @@ struct Request {
     request_attempts: u32,
     /// Set once a tracker error on a cached id has made us reconnect.
     retried_with_fresh_id: bool,
+    /// The host's address in the other family, tried when `tracker` does not
+    /// answer the first connect or cannot be sent to (happy eyeballs for UDP).
+    fallback: Option<SocketAddr>,
+    /// The address this request left for its fallback.
+    switched_from: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -296,6 +304,9 @@ pub struct Session {
     completions: VecDeque<Completion>,
     rng: StdRng,
     stats: Stats,
+    /// Host addresses that did not answer, mapped to the other-family address
+    /// of the same host that did, and when it did.
+    preferred: HashMap<SocketAddr, (SocketAddr, Instant)>,
 }
 
 impl Default for Session {
@@ -324,6 +335,7 @@ impl Session {
             completions: VecDeque::new(),
             rng,
             stats: Stats::default(),
+            preferred: HashMap::new(),
         }
     }
 
@@ -352,10 +364,32 @@ impl Session {
         id: RequestId,
         tracker: SocketAddr,
         kind: RequestKind,
+        options: RequestOptions,
+    ) {
+        self.start_with_fallback(now, id, tracker, None, kind, options);
+    }
+
+    /// Like `start`, for a host name with an address in each family: `tracker`
+    /// is tried first and `fallback` when the first connect gets no answer or
+    /// cannot be sent. A host that answered on its fallback is tried there
+    /// first for the next `FAMILY_PREFERENCE_TTL`.
+    pub fn start_with_fallback(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        mut tracker: SocketAddr,
+        mut fallback: Option<SocketAddr>,
+        kind: RequestKind,
         mut options: RequestOptions,
     ) {
         self.cancel(id, now);
         options.max_attempts = options.max_attempts.clamp(1, MAX_ATTEMPTS);
+        if let (Some(other), Some(&(preferred, since))) = (fallback, self.preferred.get(&tracker)) {
+            if preferred == other && now.saturating_duration_since(since) < FAMILY_PREFERENCE_TTL {
+                fallback = Some(tracker);
+                tracker = other;
+            }
+        }
         let request = Request {
             kind,
             tracker,
@@ -367,6 +401,8 @@ impl Session {
             connect_attempts: 0,
             request_attempts: 0,
             retried_with_fresh_id: false,
+            fallback,
+            switched_from: None,
         };
         self.requests.insert(id, request);
         self.obtain_connection_id(now, id);
@@ -410,6 +446,9 @@ impl Session {
         }
         self.retired.prune(now);
         self.cache.prune(now);
+        self.preferred.retain(|_, &mut (_, since)| {
+            now.saturating_duration_since(since) < FAMILY_PREFERENCE_TTL
+        });
     }
 
     /// A datagram the socket to `from`'s family received.
@@ -445,17 +484,44 @@ impl Session {
 
     /// A datagram in `transmit` could not be sent: its requests fail.
     pub fn handle_send_error(&mut self, now: Instant, owner: Owner, message: &str) {
-        let error = RequestError::Send(message.to_owned());
-        match owner {
-            Owner::Request(id) => self.fail(now, id, error),
-            Owner::Connect(tid) => {
-                if let Some(exchange) = self.connects.get(&tid) {
-                    for id in exchange.waiters.clone() {
-                        self.fail(now, id, error.clone());
-                    }
-                }
+        let ids = match owner {
+            Owner::Request(id) => vec![id],
+            Owner::Connect(tid) => self
+                .connects
+                .get(&tid)
+                .map(|e| e.waiters.clone())
+                .unwrap_or_default(),
+        };
+        for id in ids {
+            if !self.switch_to_fallback(now, id) {
+                self.fail(now, id, RequestError::Send(message.to_owned()));
             }
         }
+    }
+
+    /// Moves request `id` to its fallback address, if it has one left.
+    fn switch_to_fallback(&mut self, now: Instant, id: RequestId) -> bool {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return false;
+        };
+        let Some(fallback) = request.fallback.take() else {
+            return false;
+        };
+        request.switched_from = Some(request.tracker);
+        request.tracker = fallback;
+        request.connect_attempts = 0;
+        request.request_attempts = 0;
+        let deadline = request.deadline;
+        match request.phase {
+            Phase::Connecting { tid } => self.leave_connect(tid, id, now),
+            Phase::Requesting { tid, .. } => {
+                self.request_tids.remove(&tid);
+                self.retired.insert(tid, now);
+            }
+        }
+        self.timers.remove(&(deadline, id));
+        self.obtain_connection_id(now, id);
+        true
     }
 
     fn obtain_connection_id(&mut self, now: Instant, id: RequestId) {
@@ -625,6 +691,11 @@ impl Session {
         match &request.phase {
             Phase::Connecting { tid } => {
                 let tid = *tid;
+                if request.fallback.is_some() {
+                    // No answer to the first connect: try the other family.
+                    self.switch_to_fallback(now, id);
+                    return;
+                }
                 if request.connect_attempts >= max_attempts {
                     let waited = retransmit_wait(timeout, request.connect_attempts);
                     self.fail(now, id, timeout_error(waited));
@@ -766,7 +837,12 @@ impl Session {
     }
 
     fn finish(&mut self, now: Instant, id: RequestId, outcome: Outcome) {
-        if self.requests.contains_key(&id) {
+        if let Some(request) = self.requests.get(&id) {
+            if let (Some(primary), false) =
+                (request.switched_from, matches!(outcome, Outcome::Failed(_)))
+            {
+                self.preferred.insert(primary, (request.tracker, now));
+            }
             self.cancel(id, now);
             self.completions.push_back(Completion { id, outcome });
         }
@@ -808,3 +884,6 @@ fn unexpected_action(response: &Response) -> RequestError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fallback_tests;
