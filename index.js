@@ -103,8 +103,22 @@ function toTwentyBytes (value, name, allowHex) {
   return Buffer.from(buf) // a copy: later changes to the caller's buffer do not reach the wire
 }
 
+// Crawlers create many instances for few tracker URLs: parse each URL once.
+const parsedUrls = new Map()
+const PARSED_URLS_KEPT = 1024
+
 function parseAnnounceUrl (announceUrl) {
   if (typeof announceUrl !== 'string') throw new TypeError('announceUrl must be a string')
+  let parsed = parsedUrls.get(announceUrl)
+  if (parsed === undefined) {
+    parsed = parseAnnounceUrlUncached(announceUrl)
+    if (parsedUrls.size >= PARSED_URLS_KEPT) parsedUrls.clear()
+    parsedUrls.set(announceUrl, parsed)
+  }
+  return parsed
+}
+
+function parseAnnounceUrlUncached (announceUrl) {
   let url
   try {
     url = new URL(announceUrl)
@@ -116,7 +130,7 @@ function parseAnnounceUrl (announceUrl) {
   // 1.2.0 sent to port 80 when the URL had none.
   const port = url.port === '' ? 80 : Number(url.port)
   const path = url.pathname + url.search
-  return { host: url.hostname, port, urlData: Buffer.from(path === '/' ? '' : path) }
+  return Object.freeze({ host: url.hostname, port, path: path === '/' ? '' : path })
 }
 
 function checkInteger (value, name, min, max, fallback) {
@@ -158,8 +172,9 @@ function checkTimeout (value, name) {
   return value
 }
 
+/** A counter as the engine takes it: a safe integer number, or a BigInt. */
 function checkCounter (value, name) {
-  if (value === undefined || value === null) return 0n
+  if (value === undefined || value === null) return 0
   if (typeof value === 'bigint') {
     if (value < 0n || value > U64_MAX) throw new RangeError(`${name} must be from 0 to 2^64-1`)
     return value
@@ -168,7 +183,7 @@ function checkCounter (value, name) {
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`${name} must be a non-negative integer (a BigInt above 2^53), got ${value}`)
   }
-  return BigInt(value)
+  return value
 }
 
 function checkEvent (event) {
@@ -211,21 +226,51 @@ function checkOptions (opts) {
   return opts
 }
 
-/** The request options shared by announce and scrape, from a URL and opts. */
-function requestArgs (announceUrl, opts, prefix) {
-  const { host, port, urlData } = parseAnnounceUrl(announceUrl)
-  return {
-    request: {
-      host,
-      port,
-      family: checkFamily(opts.family, `${prefix}.family`),
-      timeoutMs: checkTimeout(opts._timeout, `${prefix}._timeout`),
-      maxAttempts: checkInteger(opts.maxAttempts, `${prefix}.maxAttempts`, 1, MAX_ATTEMPTS, MAX_ATTEMPTS),
-      strictSource: checkBoolean(opts.strictSource, `${prefix}.strictSource`, true),
-      reuseConnectionId: checkBoolean(opts.connectionIdCache, `${prefix}.connectionIdCache`, true)
-    },
-    urlData
+// Tracker targets registered with the engine, by everything that defines them.
+const targets = new Map()
+
+/**
+ * The engine's handle for a tracker URL and the request options in `opts`
+ * (registered once, shared by every request with the same ones), and the
+ * host and family it was registered with.
+ */
+function requestTarget (announceUrl, opts, prefix) {
+  const { host, port, path } = parseAnnounceUrl(announceUrl)
+  const args = {
+    host,
+    port,
+    family: checkFamily(opts.family, `${prefix}.family`),
+    timeoutMs: checkTimeout(opts._timeout, `${prefix}._timeout`),
+    maxAttempts: checkInteger(opts.maxAttempts, `${prefix}.maxAttempts`, 1, MAX_ATTEMPTS, MAX_ATTEMPTS),
+    strictSource: checkBoolean(opts.strictSource, `${prefix}.strictSource`, true),
+    reuseConnectionId: checkBoolean(opts.connectionIdCache, `${prefix}.connectionIdCache`, true),
+    urlData: path,
+    ...checkExtensions(opts, prefix)
   }
+  const key = JSON.stringify([args.host, args.port, args.family, args.timeoutMs, args.maxAttempts,
+    args.strictSource, args.reuseConnectionId, args.urlData,
+    args.authUser?.toString('hex'), args.authPassword?.toString('hex'), args.requestString?.toString('hex')])
+  let handle = targets.get(key)
+  if (handle === undefined) {
+    handle = getEngine().target({ ...args, urlData: Buffer.from(args.urlData) })
+    targets.set(key, handle)
+  }
+  return { handle, host: args.host, family: args.family, timeoutMs: args.timeoutMs }
+}
+
+// Announce keys come from one pool of random bytes rather than a
+// randomBytes() call per instance.
+let keyPool = Buffer.alloc(0)
+let keyPoolAt = 0
+
+function randomKey () {
+  if (keyPoolAt + 4 > keyPool.length) {
+    keyPool = randomBytes(4096)
+    keyPoolAt = 0
+  }
+  const key = keyPool.readUInt32BE(keyPoolAt)
+  keyPoolAt += 4
+  return key
 }
 
 /** The announce fields an instance or a promise-API call fixes once. */
@@ -234,15 +279,19 @@ function announceFields (opts, prefix) {
     port: checkInteger(opts.port, `${prefix}.port`, 0, 65535, 0),
     numWant: checkInteger(opts.numWant, `${prefix}.numWant`, -1, 2 ** 31 - 1, DEFAULT_NUM_WANT),
     key: opts.key === undefined || opts.key === null
-      ? randomBytes(4).readUInt32BE(0)
+      ? randomKey()
       : checkInteger(opts.key, `${prefix}.key`, 0, 0xffffffff, 0),
-    ip: checkIp(opts.ip, `${prefix}.ip`),
-    ...checkExtensions(opts, prefix)
+    ip: checkIp(opts.ip, `${prefix}.ip`)
   }
 }
 
-function scrapeBatchSize (request) {
-  return request.family === 4 || net.isIPv4(request.host) ? SCRAPE_HASHES_V4 : SCRAPE_HASHES_V6
+function startAnnounce (engine, id, target, infoHash, peerId, fields, counters, event) {
+  engine.announce(id, target, infoHash, peerId, counters.downloaded, counters.left, counters.uploaded,
+    event, fields.key, fields.numWant, fields.ip, fields.port)
+}
+
+function scrapeBatchSize (target) {
+  return target.family === 4 || net.isIPv4(target.host) ? SCRAPE_HASHES_V4 : SCRAPE_HASHES_V6
 }
 
 // A marker for `_socket`: 1.2.0 kept its own dgram socket there while a
@@ -259,12 +308,11 @@ class UdpTracker extends EventEmitter {
     this.infoHash = toTwentyBytes(infoHash, 'infoHash', true)
     this.announceUrl = announceUrl
     this.opts = options
-    const { request, urlData } = requestArgs(announceUrl, options, 'opts')
-    this._request = request
-    this._urlData = urlData
+    const target = requestTarget(announceUrl, options, 'opts')
+    this._target = target.handle
     this._fields = announceFields(options, 'opts')
     this.port = this._fields.port
-    this._timeout = request.timeoutMs
+    this._timeout = target.timeoutMs
 
     // 1.2.0's fields, with their meaning.
     this._in_interval = false
@@ -314,7 +362,7 @@ class UdpTracker extends EventEmitter {
     if (this.destroyed) return
     cancelRequest(this._scrapeId)
     this._scrapeId = startRequest(
-      (engine, id) => engine.scrape(id, this._request, [this.infoHash]),
+      (engine, id) => engine.scrape(id, this._target, this.infoHash),
       (completion) => {
         this._scrapeId = 0
         if (this.destroyed) return
@@ -346,16 +394,8 @@ class UdpTracker extends EventEmitter {
 
   _send (event, counters) {
     cancelRequest(this._announceId)
-    const announce = {
-      ...this._fields,
-      ...counters,
-      infoHash: this.infoHash,
-      peerId: this.peerId,
-      event,
-      urlData: this._urlData
-    }
     this._announceId = startRequest(
-      (engine, id) => engine.announce(id, this._request, announce),
+      (engine, id) => startAnnounce(engine, id, this._target, this.infoHash, this.peerId, this._fields, counters, event),
       (completion) => this._onAnnounced(completion, event)
     )
     this._socket = SHARED_SOCKET
@@ -396,7 +436,7 @@ class UdpTracker extends EventEmitter {
     const event = this._queuedEvent === null ? EVENTS.none : this._queuedEvent
     this._queuedEvent = null
     if (this._last_opts !== null) this._last_opts.event = event
-    this._send(event, this._lastCounters || { downloaded: 0n, left: 0n, uploaded: 0n })
+    this._send(event, this._lastCounters || { downloaded: 0, left: 0, uploaded: 0 })
   }
 
   _emitLater (name, payload) {
@@ -489,18 +529,17 @@ function announce (announceUrl, params, options) {
     const p = checkOptions(params)
     const event = p.event === undefined || p.event === null ? EVENTS.none : checkEvent(p.event)
     if (event === null) throw new RangeError(`params.event must be 0-3 or none/completed/started/stopped, got ${String(p.event)}`)
-    const { request, urlData } = requestArgs(announceUrl, p, 'params')
-    const wire = {
-      ...announceFields(p, 'params'),
-      infoHash: toTwentyBytes(p.infoHash, 'params.infoHash', true),
-      peerId: toTwentyBytes(p.peerId, 'params.peerId', false),
+    const target = requestTarget(announceUrl, p, 'params')
+    const fields = announceFields(p, 'params')
+    const infoHash = toTwentyBytes(p.infoHash, 'params.infoHash', true)
+    const peerId = toTwentyBytes(p.peerId, 'params.peerId', false)
+    const counters = {
       downloaded: checkCounter(p.downloaded, 'params.downloaded'),
       left: checkCounter(p.left, 'params.left'),
-      uploaded: checkCounter(p.uploaded, 'params.uploaded'),
-      event,
-      urlData
+      uploaded: checkCounter(p.uploaded, 'params.uploaded')
     }
-    return runRequests([(engine, id) => engine.announce(id, request, wire)], options)
+    const start = (engine, id) => startAnnounce(engine, id, target.handle, infoHash, peerId, fields, counters, event)
+    return runRequests([start], options)
       .then(([c]) => ({ interval: c.interval, leechers: c.leechers, seeds: c.seeders, peers: c.peers }))
   } catch (err) {
     return Promise.reject(err)
@@ -518,11 +557,11 @@ function scrape (announceUrl, infoHashes, opts) {
       throw new TypeError('infoHashes must be a non-empty array')
     }
     const hashes = infoHashes.map((h, i) => toTwentyBytes(h, `infoHashes[${i}]`, true))
-    const { request } = requestArgs(announceUrl, options, 'opts')
-    const size = scrapeBatchSize(request)
+    const target = requestTarget(announceUrl, options, 'opts')
+    const size = scrapeBatchSize(target)
     const batches = []
     for (let at = 0; at < hashes.length; at += size) batches.push(hashes.slice(at, at + size))
-    const starts = batches.map((batch) => (engine, id) => engine.scrape(id, request, batch))
+    const starts = batches.map((batch) => (engine, id) => engine.scrape(id, target.handle, Buffer.concat(batch)))
     return runRequests(starts, options).then((completions) => {
       const result = {}
       batches.forEach((batch, b) => {

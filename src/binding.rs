@@ -2,14 +2,15 @@
 //! in the 1.2.0 EventEmitter API; this layer checks again where a bad value
 //! could reach the wire, and never panics.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{BigInt, Buffer, Function};
+use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Either, Function};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
-use crate::driver::{Command, Driver, Family, StartRequest};
+use crate::driver::{Command, Driver, Family, StartRequest, Target};
 use sha1::{Digest, Sha1};
 
 use crate::proto::{AnnounceEvent, Authentication, InfoHash, LibtorrentExtensions, PeerId};
@@ -17,9 +18,10 @@ use crate::session::{
     AnnounceParams, Completion, Outcome, RequestError, RequestKind, RequestOptions, MAX_ATTEMPTS,
 };
 
-/// Options every request takes.
+/// Where requests go and how: registered once per tracker URL and options
+/// (`Engine.target`), then named by its handle in every request.
 #[napi(object)]
-pub struct RequestArgs {
+pub struct TargetArgs {
     /// Host name or address literal (IPv6 with or without brackets).
     pub host: String,
     pub port: u32,
@@ -30,20 +32,6 @@ pub struct RequestArgs {
     pub max_attempts: u32,
     pub strict_source: bool,
     pub reuse_connection_id: bool,
-}
-
-#[napi(object)]
-pub struct AnnounceArgs {
-    pub info_hash: Buffer,
-    pub peer_id: Buffer,
-    pub downloaded: BigInt,
-    pub left: BigInt,
-    pub uploaded: BigInt,
-    pub event: u32,
-    pub ip: u32,
-    pub key: u32,
-    pub num_want: i32,
-    pub port: u32,
     /// BEP 41 URL data: the announce URL's path and query.
     pub url_data: Buffer,
     /// libtorrent authentication extension: user name (at most 255 bytes) ...
@@ -52,6 +40,12 @@ pub struct AnnounceArgs {
     pub auth_password: Option<Buffer>,
     /// libtorrent request-string extension (at most 255 bytes).
     pub request_string: Option<Buffer>,
+}
+
+struct Registered {
+    target: Arc<Target>,
+    url_data: Vec<u8>,
+    extensions: Option<LibtorrentExtensions>,
 }
 
 #[napi(object)]
@@ -96,6 +90,7 @@ pub struct EngineStats {
 #[napi]
 pub struct Engine {
     driver: Driver,
+    targets: Mutex<Vec<Arc<Registered>>>,
 }
 
 #[napi]
@@ -115,44 +110,104 @@ impl Engine {
             let _ = callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
         }))
         .map_err(|e| Error::from_reason(format!("cannot start the tracker driver: {e}")))?;
-        Ok(Engine { driver })
+        Ok(Engine {
+            driver,
+            targets: Mutex::new(Vec::new()),
+        })
     }
 
+    /// Registers a tracker and request options; returns the handle requests name.
     #[napi]
-    pub fn announce(&self, id: u32, request: RequestArgs, announce: AnnounceArgs) -> Result<()> {
-        let event = AnnounceEvent::from_u32(announce.event)
+    pub fn target(&self, args: TargetArgs) -> Result<u32> {
+        let family = match args.family {
+            0 => Family::Auto,
+            4 => Family::V4,
+            6 => Family::V6,
+            _ => return Err(range_error("family must be 4, 6 or 0 (auto)")),
+        };
+        if !(args.timeout_ms.is_finite() && args.timeout_ms > 0.0) {
+            return Err(range_error(
+                "_timeout must be a positive number of milliseconds",
+            ));
+        }
+        if !(1..=MAX_ATTEMPTS).contains(&args.max_attempts) {
+            return Err(range_error("maxAttempts must be an integer from 1 to 8"));
+        }
+        let options = RequestOptions {
+            timeout: Duration::from_secs_f64(args.timeout_ms / 1000.0),
+            max_attempts: args.max_attempts,
+            strict_source: args.strict_source,
+            reuse_connection_id: args.reuse_connection_id,
+        };
+        let port = port(args.port, "announceUrl port")?;
+        let registered = Registered {
+            extensions: extensions(&args)?,
+            url_data: args.url_data.to_vec(),
+            target: Arc::new(Target::new(args.host, port, family, options)),
+        };
+        let mut targets = self.targets()?;
+        let handle = u32::try_from(targets.len())
+            .map_err(|_| Error::from_reason("too many tracker targets"))?;
+        targets.push(Arc::new(registered));
+        Ok(handle)
+    }
+
+    /// Starts announce `id` to `target`. Counters are numbers (safe integers)
+    /// or BigInt; positional arguments keep this call cheap.
+    #[allow(clippy::too_many_arguments)]
+    #[napi]
+    pub fn announce(
+        &self,
+        id: u32,
+        target: u32,
+        info_hash: BufferSlice,
+        peer_id: BufferSlice,
+        downloaded: Either<f64, BigInt>,
+        left: Either<f64, BigInt>,
+        uploaded: Either<f64, BigInt>,
+        event: u32,
+        key: u32,
+        num_want: i32,
+        ip: u32,
+        port_announced: u32,
+    ) -> Result<()> {
+        let registered = self.registered(target)?;
+        let event = AnnounceEvent::from_u32(event)
             .ok_or_else(|| range_error("event must be 0, 1, 2 or 3"))?;
         let params = AnnounceParams {
-            info_hash: InfoHash(twenty_bytes(&announce.info_hash, "infoHash")?),
-            peer_id: PeerId(twenty_bytes(&announce.peer_id, "peerId")?),
-            downloaded: counter(&announce.downloaded, "downloaded")?,
-            left: counter(&announce.left, "left")?,
-            uploaded: counter(&announce.uploaded, "uploaded")?,
+            info_hash: InfoHash(twenty_bytes(&info_hash, "infoHash")?),
+            peer_id: PeerId(twenty_bytes(&peer_id, "peerId")?),
+            downloaded: counter(&downloaded, "downloaded")?,
+            left: counter(&left, "left")?,
+            uploaded: counter(&uploaded, "uploaded")?,
             event,
-            ip: announce.ip,
-            key: announce.key,
-            num_want: announce.num_want,
-            port: port(announce.port, "port")?,
-            url_data: announce.url_data.to_vec(),
-            extensions: extensions(&announce)?,
+            ip,
+            key,
+            num_want,
+            port: port(port_announced, "port")?,
+            url_data: registered.url_data.clone(),
+            extensions: registered.extensions.clone(),
         };
-        self.start(id, request, RequestKind::Announce(params))
+        self.start(id, &registered, RequestKind::Announce(params))
     }
 
-    /// Scrapes at most one packet's worth of info hashes (the caller splits).
+    /// Scrapes the info hashes concatenated in `info_hashes` (1 to 74 of them;
+    /// the caller splits larger sets).
     #[napi]
-    pub fn scrape(&self, id: u32, request: RequestArgs, info_hashes: Vec<Buffer>) -> Result<()> {
+    pub fn scrape(&self, id: u32, target: u32, info_hashes: BufferSlice) -> Result<()> {
+        let registered = self.registered(target)?;
         let limit = crate::proto::MAX_SCRAPE_HASHES_V4;
-        if info_hashes.is_empty() || info_hashes.len() > limit {
+        let count = info_hashes.len() / 20;
+        if !info_hashes.len().is_multiple_of(20) || count == 0 || count > limit {
             return Err(range_error(&format!(
-                "infoHashes must hold 1 to {limit} hashes per request"
+                "infoHashes must hold 1 to {limit} 20-byte hashes per request"
             )));
         }
         let hashes = info_hashes
-            .iter()
+            .chunks_exact(20)
             .map(|h| twenty_bytes(h, "infoHashes").map(InfoHash))
             .collect::<Result<Vec<_>>>()?;
-        self.start(id, request, RequestKind::Scrape(hashes))
+        self.start(id, &registered, RequestKind::Scrape(hashes))
     }
 
     #[napi]
@@ -187,34 +242,24 @@ impl Engine {
         })
     }
 
-    fn start(&self, id: u32, request: RequestArgs, kind: RequestKind) -> Result<()> {
-        let family = match request.family {
-            0 => Family::Auto,
-            4 => Family::V4,
-            6 => Family::V6,
-            _ => return Err(range_error("family must be 4, 6 or 0 (auto)")),
-        };
-        if !(request.timeout_ms.is_finite() && request.timeout_ms > 0.0) {
-            return Err(range_error(
-                "_timeout must be a positive number of milliseconds",
-            ));
-        }
-        if !(1..=MAX_ATTEMPTS).contains(&request.max_attempts) {
-            return Err(range_error("maxAttempts must be an integer from 1 to 8"));
-        }
-        let options = RequestOptions {
-            timeout: Duration::from_secs_f64(request.timeout_ms / 1000.0),
-            max_attempts: request.max_attempts,
-            strict_source: request.strict_source,
-            reuse_connection_id: request.reuse_connection_id,
-        };
+    fn targets(&self) -> Result<std::sync::MutexGuard<'_, Vec<Arc<Registered>>>> {
+        self.targets
+            .lock()
+            .map_err(|_| Error::from_reason("tracker targets lock poisoned"))
+    }
+
+    fn registered(&self, handle: u32) -> Result<Arc<Registered>> {
+        self.targets()?
+            .get(handle as usize)
+            .cloned()
+            .ok_or_else(|| range_error("unknown tracker target"))
+    }
+
+    fn start(&self, id: u32, registered: &Registered, kind: RequestKind) -> Result<()> {
         let start = StartRequest {
             id,
-            host: request.host,
-            port: port(request.port, "announceUrl port")?,
-            family,
+            target: Arc::clone(&registered.target),
             kind,
-            options,
         };
         if self.driver.send(Command::Start(start)) {
             Ok(())
@@ -224,8 +269,8 @@ impl Engine {
     }
 }
 
-fn extensions(announce: &AnnounceArgs) -> Result<Option<LibtorrentExtensions>> {
-    let auth = match (&announce.auth_user, &announce.auth_password) {
+fn extensions(args: &TargetArgs) -> Result<Option<LibtorrentExtensions>> {
+    let auth = match (&args.auth_user, &args.auth_password) {
         (None, None) => None,
         (Some(user), Some(password)) => Some(Authentication {
             username: short_string(user, "opts.auth.user")?,
@@ -233,7 +278,7 @@ fn extensions(announce: &AnnounceArgs) -> Result<Option<LibtorrentExtensions>> {
         }),
         _ => return Err(range_error("opts.auth needs both user and password")),
     };
-    let request_string = announce
+    let request_string = args
         .request_string
         .as_ref()
         .map(|r| short_string(r, "opts.requestString"))
@@ -264,10 +309,23 @@ fn twenty_bytes(bytes: &[u8], name: &str) -> Result<[u8; 20]> {
         .map_err(|_| range_error(&format!("{name} must be 20 bytes")))
 }
 
-fn counter(value: &BigInt, name: &str) -> Result<u64> {
-    match value.get_u64() {
-        (false, n, true) => Ok(n),
-        _ => Err(range_error(&format!("{name} must be from 0 to 2^64-1"))),
+/// 2^53: above it a JS number is no longer an exact integer.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+fn counter(value: &Either<f64, BigInt>, name: &str) -> Result<u64> {
+    match value {
+        Either::A(n) if n.fract() == 0.0 && (0.0..MAX_SAFE_INTEGER).contains(n) => {
+            // Checked above: a non-negative integer below 2^53 converts exactly.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(*n as u64)
+        }
+        Either::B(big) => match big.get_u64() {
+            (false, n, true) => Ok(n),
+            _ => Err(range_error(&format!("{name} must be from 0 to 2^64-1"))),
+        },
+        Either::A(_) => Err(range_error(&format!(
+            "{name} must be a non-negative safe integer or a BigInt"
+        ))),
     }
 }
 

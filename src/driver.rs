@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -28,14 +29,37 @@ pub enum Family {
     V6,
 }
 
+/// Where and how requests go: shared by every request to one tracker URL
+/// with the same options.
 #[derive(Debug)]
-pub struct StartRequest {
-    pub id: RequestId,
+pub struct Target {
+    /// Host name or address literal (IPv6 with or without brackets).
     pub host: String,
     pub port: u16,
     pub family: Family,
-    pub kind: RequestKind,
     pub options: RequestOptions,
+    /// `host` parsed as an address, when it is one.
+    literal: Option<IpAddr>,
+}
+
+impl Target {
+    pub fn new(host: String, port: u16, family: Family, options: RequestOptions) -> Target {
+        let literal = strip_brackets(&host).parse().ok();
+        Target {
+            host,
+            port,
+            family,
+            options,
+            literal,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct StartRequest {
+    pub id: RequestId,
+    pub target: Arc<Target>,
+    pub kind: RequestKind,
 }
 
 #[derive(Debug)]
@@ -200,12 +224,12 @@ impl State {
     }
 
     fn start(&mut self, start: StartRequest) {
-        if let Ok(ip) = strip_brackets(&start.host).parse::<IpAddr>() {
-            let tracker = SocketAddr::new(ip, start.port);
+        if let Some(ip) = start.target.literal {
+            let tracker = SocketAddr::new(ip, start.target.port);
             self.begin(start, tracker, None);
             return;
         }
-        let key = (start.host.clone(), start.port);
+        let key = (start.target.host.clone(), start.target.port);
         match self.lookups.get_mut(&key) {
             Some(Lookup::Done { addrs, at }) if at.elapsed() < DNS_TTL => {
                 let addrs = addrs.clone();
@@ -260,9 +284,10 @@ impl State {
     }
 
     fn begin_resolved(&mut self, start: StartRequest, addrs: &[SocketAddr]) {
-        match pick_address(addrs, start.family) {
+        let target = &start.target;
+        match pick_address(addrs, target.family) {
             Some(tracker) => {
-                let fallback = match start.family {
+                let fallback = match target.family {
                     Family::Auto => addrs
                         .iter()
                         .copied()
@@ -272,10 +297,10 @@ impl State {
                 self.begin(start, tracker, fallback)
             }
             None => {
-                let message = match start.family {
-                    Family::V6 => format!("no IPv6 address for {}", start.host),
-                    Family::V4 => format!("no IPv4 address for {}", start.host),
-                    Family::Auto => format!("no address for {}", start.host),
+                let message = match target.family {
+                    Family::V6 => format!("no IPv6 address for {}", target.host),
+                    Family::V4 => format!("no IPv4 address for {}", target.host),
+                    Family::Auto => format!("no address for {}", target.host),
                 };
                 self.fail_now(start.id, RequestError::Resolve(message));
             }
@@ -283,7 +308,7 @@ impl State {
     }
 
     fn begin(&mut self, start: StartRequest, tracker: SocketAddr, fallback: Option<SocketAddr>) {
-        let family_ok = match start.family {
+        let family_ok = match start.target.family {
             Family::Auto => true,
             Family::V4 => tracker.is_ipv4(),
             Family::V6 => tracker.is_ipv6(),
@@ -299,7 +324,7 @@ impl State {
             tracker,
             fallback,
             start.kind,
-            start.options,
+            start.target.options.clone(),
         );
     }
 
