@@ -842,6 +842,8 @@ impl Session {
                 (request.switched_from, matches!(outcome, Outcome::Failed(_)))
             {
                 self.preferred.insert(primary, (request.tracker, now));
+                // It answered here: no longer an address to try second.
+                self.preferred.remove(&request.tracker);
             }
             self.cancel(id, now);
             self.completions.push_back(Completion { id, outcome });
