@@ -821,7 +821,9 @@ impl Session {
                     self.request_tids.remove(&tid);
                     self.retired.insert(tid, now);
                     self.timers.remove(&(request.deadline, id));
-                    self.join_connect(now, id);
+                    // A newer id cached meanwhile by another request is used
+                    // as is; otherwise this connects.
+                    self.obtain_connection_id(now, id);
                     return;
                 }
                 Outcome::Failed(RequestError::Tracker(reply.message))

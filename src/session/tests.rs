@@ -826,6 +826,30 @@ fn an_error_on_a_cached_id_makes_one_reconnect_and_retry() {
 }
 
 #[test]
+fn an_error_on_a_cached_id_uses_a_newer_id_cached_meanwhile_without_connecting() {
+    let mut t = Tester::new();
+    t.announce_now(0, 1, 77);
+    // Two requests go out on the cached id 77.
+    t.start(1_000, 2, announce_kind(), options(15_000));
+    t.start(1_000, 3, announce_kind(), options(15_000));
+    let sent = t.sent();
+    assert_eq!(sent.len(), 2);
+    // The tracker restarted: request 2 learns it first and reconnects (id 78).
+    let tid2 = announce_of(&sent[0]).transaction_id;
+    t.reply(1_010, &sent[0], &error_response(tid2, "bad connection id"));
+    let reconnect = t.sent_one();
+    t.answer_connect(1_020, &reconnect, 78);
+    let retry2 = t.sent_one();
+    assert_eq!(announce_of(&retry2).connection_id, ConnectionId(78));
+    // Request 3's error arrives later: it retries on 78 with no connect of its own.
+    let tid3 = announce_of(&sent[1]).transaction_id;
+    t.reply(1_030, &sent[1], &error_response(tid3, "bad connection id"));
+    let retry3 = t.sent_one();
+    assert!(!is_connect(&retry3));
+    assert_eq!(announce_of(&retry3).connection_id, ConnectionId(78));
+}
+
+#[test]
 fn a_second_error_after_the_reconnect_fails_with_the_trackers_message() {
     let mut t = Tester::new();
     t.announce_now(0, 1, 77);
