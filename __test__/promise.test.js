@@ -1,0 +1,163 @@
+'use strict'
+// The promise API (announce, scrape), its error codes, AbortSignal and
+// timeouts; the ES module entry.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+const UdpTracker = require('..')
+const { ScriptServer, announceReply, errorReply, rawReply, scrapeReply, twentyBytes } = require('./helpers/script-server')
+
+const INFO_HASH = twentyBytes('promise-hash')
+const PEER_ID = twentyBytes('promise-peer')
+
+async function withServer (fn) {
+  const server = await ScriptServer.create()
+  try {
+    return await fn(server)
+  } finally {
+    await server.close()
+  }
+}
+
+test('announce resolves with interval, leechers, seeds and peers', () => withServer(async (server) => {
+  server.onAnnounce = (req) => announceReply(req.transactionId, {
+    interval: 120, leechers: 4, seeders: 9, peers: ['10.0.0.1:6881', '10.0.0.2:51413']
+  })
+  const result = await UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID, event: 'started', port: 7001, left: 5 })
+  assert.deepEqual(result, { interval: 120, leechers: 4, seeds: 9, peers: ['10.0.0.1:6881', '10.0.0.2:51413'] })
+  const sent = server.announces[0]
+  assert.equal(sent.event, 2)
+  assert.equal(sent.port, 7001)
+  assert.equal(sent.left, 5n)
+  assert.deepEqual(sent.infoHash, INFO_HASH)
+}))
+
+test('announce defaults to event 0 (none) and takes hex info hashes', () => withServer(async (server) => {
+  await UdpTracker.announce(server.url, { infoHash: INFO_HASH.toString('hex'), peerId: PEER_ID })
+  const sent = server.announces[0]
+  assert.equal(sent.event, 0)
+  assert.deepEqual(sent.infoHash, INFO_HASH)
+}))
+
+test('a tracker error rejects with ERR_TRACKER_ERROR and the tracker text', () => withServer(async (server) => {
+  server.onAnnounce = (req) => errorReply(req.transactionId, 'unregistered torrent')
+  await assert.rejects(
+    UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID, connectionIdCache: false }),
+    { code: 'ERR_TRACKER_ERROR', message: 'unregistered torrent' })
+}))
+
+test('a malformed reply rejects with ERR_BAD_RESPONSE and the 1.2.0 text', () => withServer(async (server) => {
+  server.onAnnounce = (req) => rawReply(1, req.transactionId, Buffer.alloc(5))
+  await assert.rejects(
+    UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID }),
+    { code: 'ERR_BAD_RESPONSE', message: 'announce response should be 20 bytes' })
+}))
+
+test('no answer rejects with ERR_TRACKER_TIMEOUT after the retransmissions', () => withServer(async (server) => {
+  server.onConnect = () => null
+  await assert.rejects(
+    UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID, _timeout: 10, maxAttempts: 2 }),
+    { code: 'ERR_TRACKER_TIMEOUT', message: 'tracker is not responding after:40' })
+  assert.equal(server.connects.length, 2)
+}))
+
+test('options.timeout bounds the whole request', () => withServer(async (server) => {
+  server.onConnect = () => null
+  const started = Date.now()
+  await assert.rejects(
+    UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { timeout: 150 }),
+    { code: 'ERR_TRACKER_TIMEOUT', message: 'tracker is not responding after:150' })
+  assert.ok(Date.now() - started >= 140)
+  assert.equal(UdpTracker.stats().inFlight, 0, 'the request was cancelled')
+}))
+
+test('a name that does not resolve rejects with ERR_DNS', async () => {
+  await assert.rejects(
+    UdpTracker.announce('udp://nonexistent.invalid:6969', { infoHash: INFO_HASH, peerId: PEER_ID }),
+    (err) => err.code === 'ERR_DNS' && typeof err.message === 'string' && err.message.length > 0)
+})
+
+test('an AbortSignal cancels a request in flight with ERR_ABORTED', () => withServer(async (server) => {
+  server.onConnect = () => null
+  const controller = new AbortController()
+  const pending = UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { signal: controller.signal })
+  await server.waitForType('connect', 1)
+  controller.abort(new Error('user gave up'))
+  await assert.rejects(pending, (err) => err.code === 'ERR_ABORTED' && err.name === 'AbortError' && err.cause.message === 'user gave up')
+  assert.equal(UdpTracker.stats().inFlight, 0)
+}))
+
+test('an already aborted signal rejects at once and sends nothing', () => withServer(async (server) => {
+  const pending = UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { signal: AbortSignal.abort() })
+  await assert.rejects(pending, { code: 'ERR_ABORTED' })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(server.received.length, 0)
+}))
+
+test('bad arguments reject with TypeError or RangeError naming them', async () => {
+  const url = 'udp://127.0.0.1:6969'
+  await assert.rejects(UdpTracker.announce(url, { infoHash: 'abc', peerId: PEER_ID }), { name: 'TypeError', message: /params\.infoHash/ })
+  await assert.rejects(UdpTracker.announce(url, { infoHash: INFO_HASH, peerId: PEER_ID, event: 9 }), { name: 'RangeError', message: /params\.event/ })
+  await assert.rejects(UdpTracker.announce(url, { infoHash: INFO_HASH, peerId: PEER_ID, left: -1 }), { name: 'RangeError', message: /params\.left/ })
+  await assert.rejects(UdpTracker.announce('http://x', { infoHash: INFO_HASH, peerId: PEER_ID }), { name: 'TypeError', message: /announceUrl/ })
+  await assert.rejects(UdpTracker.announce(url, { infoHash: INFO_HASH, peerId: PEER_ID }, { signal: 'no' }), { name: 'TypeError', message: /options\.signal/ })
+  await assert.rejects(UdpTracker.announce(url, { infoHash: INFO_HASH, peerId: PEER_ID }, { timeout: -5 }), { name: 'RangeError', message: /options\.timeout/ })
+  await assert.rejects(UdpTracker.scrape(url, []), { name: 'TypeError', message: /infoHashes/ })
+  await assert.rejects(UdpTracker.scrape(url, ['zz']), { name: 'TypeError', message: /infoHashes\[0\]/ })
+})
+
+test('scrape splits many hashes into packets of at most 74 and keys results by hex', () => withServer(async (server) => {
+  server.onScrape = (req) => scrapeReply(req.transactionId, req.infoHashes.map((h) => ({
+    seeders: h.readUInt32BE(16), completed: 1, leechers: 2
+  })))
+  const hashes = Array.from({ length: 200 }, (_, i) => twentyBytes('scrape-many', i))
+  const result = await UdpTracker.scrape(server.url, hashes)
+  assert.equal(Object.keys(result).length, 200)
+  for (let i = 0; i < 200; i++) {
+    assert.deepEqual(result[hashes[i].toString('hex')], { complete: i, downloaded: 1, incomplete: 2 })
+  }
+  const packets = server.scrapes
+  assert.deepEqual(packets.map((d) => d.infoHashes.length).sort((a, b) => a - b), [52, 74, 74])
+  assert.equal(server.connects.length, 1, 'one connection id for all packets')
+}))
+
+test('scrape over IPv6 uses packets of at most 60 hashes', async () => {
+  const server = await ScriptServer.create({ host: '::1' })
+  try {
+    server.onScrape = (req) => scrapeReply(req.transactionId, req.infoHashes.map(() => ({ seeders: 1, completed: 1, leechers: 1 })))
+    const hashes = Array.from({ length: 130 }, (_, i) => twentyBytes('scrape-v6', i))
+    const result = await UdpTracker.scrape(server.url, hashes)
+    assert.equal(Object.keys(result).length, 130)
+    const sizes = server.scrapes.map((d) => d.infoHashes.length)
+    assert.deepEqual(sizes.sort((a, b) => a - b), [10, 60, 60])
+  } finally {
+    await server.close()
+  }
+})
+
+test('an instance scrape() emits a scrape event with its counts', () => withServer(async (server) => {
+  server.onScrape = (req) => scrapeReply(req.transactionId, [{ seeders: 3, completed: 7, leechers: 5 }])
+  const tracker = new UdpTracker(PEER_ID, INFO_HASH, server.url)
+  const got = new Promise((resolve, reject) => { tracker.on('scrape', resolve); tracker.on('error', reject) })
+  tracker.scrape()
+  assert.deepEqual(await got, { complete: 3, downloaded: 7, incomplete: 5 })
+  const sent = server.scrapes[0]
+  assert.deepEqual(sent.infoHashes, [INFO_HASH])
+  tracker.destroy()
+}))
+
+test('the ES module entry has a default and named exports', () => {
+  const script = `
+    import UdpTracker, { UdpTracker as Named, announce, scrape, forgetConnectionIds, stats } from 'bittorrent-udp-tracker'
+    import { createRequire } from 'node:module'
+    const cjs = createRequire(import.meta.url)('bittorrent-udp-tracker')
+    if (UdpTracker !== cjs || Named !== cjs) throw new Error('not the same class')
+    for (const f of [announce, scrape, forgetConnectionIds, stats]) if (typeof f !== 'function') throw new Error('missing export')
+    console.log('esm ok')
+  `
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: path.join(__dirname, '..'), encoding: 'utf8' })
+  assert.equal(run.status, 0, run.stderr)
+  assert.equal(run.stdout.trim(), 'esm ok')
+})
