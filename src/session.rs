@@ -717,7 +717,8 @@ impl Session {
                 tid,
                 issued,
                 payload,
-                ..
+                connection_id,
+                from_cache,
             } => {
                 let tid = *tid;
                 if request.request_attempts >= max_attempts {
@@ -725,8 +726,17 @@ impl Session {
                     self.fail(now, id, timeout_error(waited));
                     return;
                 }
-                if !is_fresh(*issued, now) {
-                    // BEP 15: the id has expired; get a new one before the next send.
+                let suspect = *from_cache && !request.retried_with_fresh_id;
+                if suspect {
+                    // Silence to a request made with a cached id: the tracker may
+                    // have restarted, and some (aquatic) drop unknown ids without
+                    // an error reply. Connect again once before retransmitting.
+                    request.retried_with_fresh_id = true;
+                    let tracker = request.tracker;
+                    self.cache.invalidate(tracker, *connection_id);
+                }
+                if suspect || !is_fresh(*issued, now) {
+                    // BEP 15: an expired id is renewed before the next send.
                     self.request_tids.remove(&tid);
                     self.retired.insert(tid, now);
                     self.obtain_connection_id(now, id);

@@ -850,6 +850,39 @@ fn an_error_on_a_cached_id_uses_a_newer_id_cached_meanwhile_without_connecting()
 }
 
 #[test]
+fn silence_to_a_cached_id_makes_one_reconnect_before_retransmitting() {
+    // aquatic drops announces with an id from before its restart, silently.
+    let mut t = Tester::new();
+    t.announce_now(0, 1, 77);
+    t.start(1_000, 2, announce_kind(), options(100));
+    let stale = t.sent_one();
+    assert_eq!(announce_of(&stale).connection_id, ConnectionId(77));
+
+    t.tick(1_200);
+    let reconnect = t.sent_one();
+    assert!(
+        is_connect(&reconnect),
+        "a connect, not the stale announce again"
+    );
+    assert!(
+        t.session.connection_ids().is_empty(),
+        "the suspect id is forgotten"
+    );
+    t.answer_connect(1_210, &reconnect, 78);
+    let fresh = t.sent_one();
+    assert_eq!(announce_of(&fresh).connection_id, ConnectionId(78));
+
+    // Only once: silence to the fresh id is an ordinary retransmission.
+    let due = t.next_timeout().unwrap();
+    t.tick(due);
+    let again = t.sent_one();
+    assert!(!is_connect(&again));
+    assert_eq!(announce_of(&again).connection_id, ConnectionId(78));
+    let answer = t.answer_announce(due + 5, &again);
+    assert_eq!(t.completed().outcome, Outcome::Announced(answer));
+}
+
+#[test]
 fn a_second_error_after_the_reconnect_fails_with_the_trackers_message() {
     let mut t = Tester::new();
     t.announce_now(0, 1, 77);
