@@ -64,6 +64,8 @@ declare namespace UdpTrackerClass {
     droppedLate: number
     droppedWrongSource: number
     inFlight: number
+    /** Requests waiting for a place in the window of 4096 requests out at once. */
+    queued: number
     sockets: number
     cachedConnectionIds: number
   }

@@ -226,15 +226,29 @@ function checkOptions (opts) {
   return opts
 }
 
-// Tracker targets registered with the engine, by everything that defines them.
+// Tracker targets registered with the engine, by everything that defines
+// them: { key, handle, refs }. Each user (an instance, a promise call) holds a
+// reference; the last one out releases the engine's registration, so
+// distinct URLs and options do not pile up in a long-running process.
 const targets = new Map()
 
+function releaseTarget (target) {
+  if (--target.refs === 0) {
+    targets.delete(target.key)
+    if (engine !== null) engine.releaseTarget(target.handle)
+  }
+}
+
+// Instances that are never destroyed still give their target back when
+// they are garbage collected.
+const unreleased = new FinalizationRegistry(releaseTarget)
+
 /**
- * The engine's handle for a tracker URL and the request options in `opts`
- * (registered once, shared by every request with the same ones), and the
- * host and family it was registered with.
+ * Registers (or shares) the engine's target for a tracker URL and the
+ * request options in `opts`; the caller owns one reference, given back with
+ * releaseTarget(). Returns { handle, host, family, timeoutMs, ... }.
  */
-function requestTarget (announceUrl, opts, prefix) {
+function acquireTarget (announceUrl, opts, prefix) {
   const { host, port, path } = parseAnnounceUrl(announceUrl)
   const args = {
     host,
@@ -250,12 +264,14 @@ function requestTarget (announceUrl, opts, prefix) {
   const key = JSON.stringify([args.host, args.port, args.family, args.timeoutMs, args.maxAttempts,
     args.strictSource, args.reuseConnectionId, args.urlData,
     args.authUser?.toString('hex'), args.authPassword?.toString('hex'), args.requestString?.toString('hex')])
-  let handle = targets.get(key)
-  if (handle === undefined) {
-    handle = getEngine().target({ ...args, urlData: Buffer.from(args.urlData) })
-    targets.set(key, handle)
+  let target = targets.get(key)
+  if (target === undefined) {
+    const handle = getEngine().target({ ...args, urlData: Buffer.from(args.urlData) })
+    target = { key, handle, refs: 0, host: args.host, family: args.family, timeoutMs: args.timeoutMs }
+    targets.set(key, target)
   }
-  return { handle, host: args.host, family: args.family, timeoutMs: args.timeoutMs }
+  target.refs++
+  return target
 }
 
 // Announce keys come from one pool of random bytes rather than a
@@ -308,9 +324,11 @@ class UdpTracker extends EventEmitter {
     this.infoHash = toTwentyBytes(infoHash, 'infoHash', true)
     this.announceUrl = announceUrl
     this.opts = options
-    const target = requestTarget(announceUrl, options, 'opts')
-    this._target = target.handle
     this._fields = announceFields(options, 'opts')
+    const target = acquireTarget(announceUrl, options, 'opts')
+    this._targetRef = target
+    this._target = target.handle
+    unreleased.register(this, target, this)
     this.port = this._fields.port
     this._timeout = target.timeoutMs
 
@@ -374,6 +392,10 @@ class UdpTracker extends EventEmitter {
 
   /** Stops every request and timer; no event follows. Safe to call twice. */
   destroy () {
+    if (!this.destroyed && this._targetRef) {
+      unreleased.unregister(this)
+      releaseTarget(this._targetRef)
+    }
     this.destroyed = true
     this.destoryed = true
     cancelRequest(this._announceId)
@@ -476,14 +498,23 @@ function abortError (signal) {
  * rejects on the first failure, an abort or the overall timeout, cancelling
  * the rest. `starts` are `(engine, id) => void`.
  */
-function runRequests (starts, options) {
-  const opts = checkOptions(options)
-  const signal = checkSignal(opts.signal)
-  const timeout = opts.timeout === undefined || opts.timeout === null
-    ? null
-    : checkTimeout(opts.timeout, 'options.timeout')
+function runRequests (starts, options, target) {
+  let opts, signal, timeout
+  try {
+    opts = checkOptions(options)
+    signal = checkSignal(opts.signal)
+    timeout = opts.timeout === undefined || opts.timeout === null
+      ? null
+      : checkTimeout(opts.timeout, 'options.timeout')
+  } catch (err) {
+    releaseTarget(target)
+    return Promise.reject(err)
+  }
   return new Promise((resolve, reject) => {
-    if (signal !== null && signal.aborted) return reject(abortError(signal))
+    if (signal !== null && signal.aborted) {
+      releaseTarget(target)
+      return reject(abortError(signal))
+    }
     const ids = []
     const results = new Array(starts.length)
     let left = starts.length
@@ -492,6 +523,7 @@ function runRequests (starts, options) {
     const settle = (err) => {
       settled = true
       for (const id of ids) cancelRequest(id)
+      releaseTarget(target)
       if (timer !== null) clearTimeout(timer)
       if (signal !== null) signal.removeEventListener('abort', onAbort)
       if (err) reject(err)
@@ -529,7 +561,6 @@ function announce (announceUrl, params, options) {
     const p = checkOptions(params)
     const event = p.event === undefined || p.event === null ? EVENTS.none : checkEvent(p.event)
     if (event === null) throw new RangeError(`params.event must be 0-3 or none/completed/started/stopped, got ${String(p.event)}`)
-    const target = requestTarget(announceUrl, p, 'params')
     const fields = announceFields(p, 'params')
     const infoHash = toTwentyBytes(p.infoHash, 'params.infoHash', true)
     const peerId = toTwentyBytes(p.peerId, 'params.peerId', false)
@@ -538,8 +569,9 @@ function announce (announceUrl, params, options) {
       left: checkCounter(p.left, 'params.left'),
       uploaded: checkCounter(p.uploaded, 'params.uploaded')
     }
+    const target = acquireTarget(announceUrl, p, 'params')
     const start = (engine, id) => startAnnounce(engine, id, target.handle, infoHash, peerId, fields, counters, event)
-    return runRequests([start], options)
+    return runRequests([start], options, target)
       .then(([c]) => ({ interval: c.interval, leechers: c.leechers, seeds: c.seeders, peers: c.peers }))
   } catch (err) {
     return Promise.reject(err)
@@ -557,12 +589,12 @@ function scrape (announceUrl, infoHashes, opts) {
       throw new TypeError('infoHashes must be a non-empty array')
     }
     const hashes = infoHashes.map((h, i) => toTwentyBytes(h, `infoHashes[${i}]`, true))
-    const target = requestTarget(announceUrl, options, 'opts')
+    const target = acquireTarget(announceUrl, options, 'opts')
     const size = scrapeBatchSize(target)
     const batches = []
     for (let at = 0; at < hashes.length; at += size) batches.push(hashes.slice(at, at + size))
     const starts = batches.map((batch) => (engine, id) => engine.scrape(id, target.handle, Buffer.concat(batch)))
-    return runRequests(starts, options).then((completions) => {
+    return runRequests(starts, options, target).then((completions) => {
       const result = {}
       batches.forEach((batch, b) => {
         batch.forEach((hash, i) => { result[hash.toString('hex')] = completions[b].scrape[i] })

@@ -42,6 +42,40 @@ pub struct TargetArgs {
     pub request_string: Option<Buffer>,
 }
 
+/// Registered targets by handle; released handles are reused.
+#[derive(Default)]
+struct Targets {
+    slots: Vec<Option<Arc<Registered>>>,
+    free: Vec<u32>,
+}
+
+impl Targets {
+    fn insert(&mut self, target: Arc<Registered>) -> Result<u32> {
+        if let Some(handle) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(handle as usize) {
+                *slot = Some(target);
+                return Ok(handle);
+            }
+        }
+        let handle = u32::try_from(self.slots.len())
+            .map_err(|_| Error::from_reason("too many tracker targets"))?;
+        self.slots.push(Some(target));
+        Ok(handle)
+    }
+
+    fn get(&self, handle: u32) -> Option<Arc<Registered>> {
+        self.slots.get(handle as usize).and_then(Clone::clone)
+    }
+
+    fn remove(&mut self, handle: u32) {
+        if let Some(slot) = self.slots.get_mut(handle as usize) {
+            if slot.take().is_some() {
+                self.free.push(handle);
+            }
+        }
+    }
+}
+
 struct Registered {
     target: Arc<Target>,
     url_data: Vec<u8>,
@@ -81,6 +115,8 @@ pub struct EngineStats {
     pub dropped_late: f64,
     pub dropped_wrong_source: f64,
     pub in_flight: u32,
+    /// Requests waiting for a place in the window (not sent yet).
+    pub queued: u32,
     pub sockets: u32,
     pub cached_connection_ids: u32,
 }
@@ -90,7 +126,7 @@ pub struct EngineStats {
 #[napi]
 pub struct Engine {
     driver: Driver,
-    targets: Mutex<Vec<Arc<Registered>>>,
+    targets: Mutex<Targets>,
 }
 
 #[napi]
@@ -112,7 +148,7 @@ impl Engine {
         .map_err(|e| Error::from_reason(format!("cannot start the tracker driver: {e}")))?;
         Ok(Engine {
             driver,
-            targets: Mutex::new(Vec::new()),
+            targets: Mutex::new(Targets::default()),
         })
     }
 
@@ -145,11 +181,14 @@ impl Engine {
             url_data: args.url_data.to_vec(),
             target: Arc::new(Target::new(args.host, port, family, options)),
         };
-        let mut targets = self.targets()?;
-        let handle = u32::try_from(targets.len())
-            .map_err(|_| Error::from_reason("too many tracker targets"))?;
-        targets.push(Arc::new(registered));
-        Ok(handle)
+        self.targets()?.insert(Arc::new(registered))
+    }
+
+    /// Forgets a target; requests already started with it are not affected.
+    #[napi]
+    pub fn release_target(&self, handle: u32) -> Result<()> {
+        self.targets()?.remove(handle);
+        Ok(())
     }
 
     /// Starts announce `id` to `target`. Counters are numbers (safe integers)
@@ -237,12 +276,13 @@ impl Engine {
             dropped_late: s.session.dropped_late as f64,
             dropped_wrong_source: s.session.dropped_wrong_source as f64,
             in_flight: u32::try_from(s.in_flight).unwrap_or(u32::MAX),
+            queued: u32::try_from(s.queued).unwrap_or(u32::MAX),
             sockets: u32::try_from(s.sockets).unwrap_or(u32::MAX),
             cached_connection_ids: u32::try_from(s.cached_connection_ids).unwrap_or(u32::MAX),
         })
     }
 
-    fn targets(&self) -> Result<std::sync::MutexGuard<'_, Vec<Arc<Registered>>>> {
+    fn targets(&self) -> Result<std::sync::MutexGuard<'_, Targets>> {
         self.targets
             .lock()
             .map_err(|_| Error::from_reason("tracker targets lock poisoned"))
@@ -250,8 +290,7 @@ impl Engine {
 
     fn registered(&self, handle: u32) -> Result<Arc<Registered>> {
         self.targets()?
-            .get(handle as usize)
-            .cloned()
+            .get(handle)
             .ok_or_else(|| range_error("unknown tracker target"))
     }
 

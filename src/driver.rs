@@ -79,6 +79,7 @@ pub enum Command {
 pub struct DriverStats {
     pub session: Stats,
     pub in_flight: usize,
+    pub queued: usize,
     pub sockets: usize,
     pub cached_connection_ids: usize,
 }
@@ -93,6 +94,8 @@ const SEND_BUFFER: usize = 4 << 20;
 /// Datagrams read per socket per turn of the loop before timers and commands
 /// get their turn again.
 const READ_BATCH: usize = 1024;
+/// Datagrams sent per turn of the loop before the sockets are read again.
+const SEND_BATCH: usize = 128;
 /// Host name lookups are reused for this long.
 const DNS_TTL: Duration = Duration::from_secs(60);
 
@@ -159,6 +162,7 @@ async fn run(
     let mut buf = vec![0u8; 65536];
     loop {
         let wake = state.session.poll_timeout();
+        let sends_waiting = state.session.has_transmits();
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { break };
@@ -170,8 +174,14 @@ async fn run(
             _ = readable(state.v4.as_ref()) => state.read_all(true, &mut buf),
             _ = readable(state.v6.as_ref()) => state.read_all(false, &mut buf),
             _ = sleep_until(wake) => state.session.handle_timeout(Instant::now()),
+            () = std::future::ready(()), if sends_waiting => {}
         }
-        state.flush().await;
+        // Send a slice of what is queued, then read what has arrived, so that
+        // a burst of requests never lets replies pile up in the kernel until
+        // it drops them (a dropped reply costs a 2·timeout retransmit).
+        state.flush(SEND_BATCH).await;
+        state.read_all(true, &mut buf);
+        state.read_all(false, &mut buf);
         while let Some(completion) = state.session.poll_completion() {
             state.done.push(completion);
         }
@@ -215,6 +225,7 @@ impl State {
                 let _ = reply.send(DriverStats {
                     session: self.session.stats(),
                     in_flight: self.session.in_flight(),
+                    queued: self.session.queued(),
                     sockets: usize::from(self.v4.is_some()) + usize::from(self.v6.is_some()),
                     cached_connection_ids: self.session.connection_ids().len(),
                 });
@@ -354,9 +365,12 @@ impl State {
         }
     }
 
-    /// Sends everything the session has queued.
-    async fn flush(&mut self) {
-        while let Some(transmit) = self.session.poll_transmit() {
+    /// Sends up to `limit` of the datagrams the session has queued.
+    async fn flush(&mut self, limit: usize) {
+        for _ in 0..limit {
+            let Some(transmit) = self.session.poll_transmit() else {
+                break;
+            };
             let v4 = transmit.destination.is_ipv4();
             let socket = match self.socket(v4) {
                 Ok(socket) => socket,

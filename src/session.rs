@@ -41,6 +41,14 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// How long a tracker host that answered only on its other address family is
 /// contacted on that family first.
 pub const FAMILY_PREFERENCE_TTL: Duration = Duration::from_secs(600);
+/// How many requests may be out at once (sent, not answered, first wait not
+/// yet over) across all trackers before new ones wait their turn. Replies to
+/// a burst arrive as fast as the tracker sends them; the window keeps them
+/// within what the socket's receive buffer holds (a dropped reply costs a
+/// retransmission 2·timeout later). A request leaves the window when it
+/// finishes or its first wait passes, so a silent tracker delays the queue by
+/// one wait per window's worth of requests, not by whole retransmit schedules.
+pub const DEFAULT_WINDOW: usize = 4096;
 /// A wait is never scheduled further out than this, whatever the options say.
 const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -225,6 +233,8 @@ pub fn retransmit_wait(timeout: Duration, attempt: u32) -> Duration {
 
 #[derive(Debug)]
 enum Phase {
+    /// Waiting for a place in the window; nothing sent yet.
+    Queued,
     /// Waiting for the connect exchange `tid` (possibly shared) to answer.
     Connecting { tid: TransactionId },
     /// The announce or scrape is out under `tid`, using `connection_id`.
@@ -253,6 +263,8 @@ struct Request {
     fallback: Option<SocketAddr>,
     /// The address this request left for its fallback.
     switched_from: Option<SocketAddr>,
+    /// Whether the request counts against the window.
+    holds_slot: bool,
 }
 
 #[derive(Debug)]
@@ -307,6 +319,13 @@ pub struct Session {
     /// Host addresses that did not answer, mapped to the other-family address
     /// of the same host that did, and when it did.
     preferred: HashMap<SocketAddr, (SocketAddr, Instant)>,
+    window: usize,
+    /// Requests holding a place in the window.
+    admitted: usize,
+    /// Requests waiting for a place, oldest first (cancelled ones are skipped).
+    queue: VecDeque<RequestId>,
+    /// How many requests are in `Phase::Queued`.
+    waiting: usize,
 }
 
 impl Default for Session {
@@ -336,6 +355,10 @@ impl Session {
             rng,
             stats: Stats::default(),
             preferred: HashMap::new(),
+            window: DEFAULT_WINDOW,
+            admitted: 0,
+            queue: VecDeque::new(),
+            waiting: 0,
         }
     }
 
@@ -343,8 +366,20 @@ impl Session {
         self.stats
     }
 
+    /// Requests started and not finished, queued ones included.
     pub fn in_flight(&self) -> usize {
         self.requests.len()
+    }
+
+    /// Requests waiting for a place in the window.
+    pub fn queued(&self) -> usize {
+        self.waiting
+    }
+
+    /// Sets the window (at least 1); see [`DEFAULT_WINDOW`].
+    pub fn set_window(&mut self, window: usize, now: Instant) {
+        self.window = window.max(1);
+        self.admit_queued(now);
     }
 
     pub fn connection_ids(&self) -> &ConnectionIdCache {
@@ -394,37 +429,88 @@ impl Session {
             kind,
             tracker,
             options,
-            phase: Phase::Connecting {
-                tid: TransactionId(0),
-            },
+            phase: Phase::Queued,
             deadline: now,
             connect_attempts: 0,
             request_attempts: 0,
             retried_with_fresh_id: false,
             fallback,
             switched_from: None,
+            holds_slot: false,
         };
         self.requests.insert(id, request);
+        if self.admitted < self.window {
+            self.admit(now, id);
+        } else {
+            self.waiting += 1;
+            self.queue.push_back(id);
+        }
+    }
+
+    fn admit(&mut self, now: Instant, id: RequestId) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        request.holds_slot = true;
+        self.admitted += 1;
         self.obtain_connection_id(now, id);
+    }
+
+    /// Gives back `id`'s place in the window, if it holds one.
+    fn release_slot(&mut self, id: RequestId) -> bool {
+        match self.requests.get_mut(&id) {
+            Some(request) if request.holds_slot => {
+                request.holds_slot = false;
+                self.admitted -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn admit_queued(&mut self, now: Instant) {
+        while self.admitted < self.window {
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            let waiting = self
+                .requests
+                .get(&id)
+                .is_some_and(|r| matches!(r.phase, Phase::Queued));
+            if waiting {
+                self.waiting -= 1;
+                self.admit(now, id);
+            }
+        }
     }
 
     /// Stops a request without a completion; late replies to it are dropped.
     pub fn cancel(&mut self, id: RequestId, now: Instant) {
+        let released = self.release_slot(id);
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
         self.timers.remove(&(request.deadline, id));
         match request.phase {
+            Phase::Queued => self.waiting -= 1,
             Phase::Connecting { tid } => self.leave_connect(tid, id, now),
             Phase::Requesting { tid, .. } => {
                 self.request_tids.remove(&tid);
                 self.retired.insert(tid, now);
             }
         }
+        if released {
+            self.admit_queued(now);
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// Whether `poll_transmit` has something.
+    pub fn has_transmits(&self) -> bool {
+        !self.transmits.is_empty()
     }
 
     pub fn poll_completion(&mut self) -> Option<Completion> {
@@ -513,6 +599,7 @@ impl Session {
         request.request_attempts = 0;
         let deadline = request.deadline;
         match request.phase {
+            Phase::Queued => {}
             Phase::Connecting { tid } => self.leave_connect(tid, id, now),
             Phase::Requesting { tid, .. } => {
                 self.request_tids.remove(&tid);
@@ -683,12 +770,19 @@ impl Session {
     }
 
     fn on_retransmit_timer(&mut self, now: Instant, id: RequestId) {
+        // The first wait is over: whatever happens next, this request no
+        // longer counts as a burst in flight.
+        if self.release_slot(id) {
+            self.admit_queued(now);
+        }
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
         let timeout = request.options.timeout;
         let max_attempts = request.options.max_attempts;
         match &request.phase {
+            // Queued requests have no timer.
+            Phase::Queued => {}
             Phase::Connecting { tid } => {
                 let tid = *tid;
                 if request.fallback.is_some() {
@@ -901,3 +995,6 @@ mod tests;
 
 #[cfg(test)]
 mod fallback_tests;
+
+#[cfg(test)]
+mod window_tests;
