@@ -85,9 +85,15 @@ function cancelRequest (id) {
 
 function toTwentyBytes (value, name, allowHex) {
   let buf
-  if (Buffer.isBuffer(value)) buf = value
-  else if (value instanceof Uint8Array) buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-  else if (typeof value === 'string') {
+  if (value instanceof Uint8Array) {
+    // Buffers and Uint8Arrays; a Proxy or a view of a detached buffer fails
+    // here, and is reported as this argument's fault.
+    try {
+      buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+    } catch {
+      throw new TypeError(`${name} must be a Buffer or Uint8Array with readable bytes`)
+    }
+  } else if (typeof value === 'string') {
     if (allowHex) {
       if (!/^[0-9a-fA-F]{40}$/.test(value)) {
         throw new TypeError(`${name} must be 20 bytes: a Buffer or a 40-character hex string`)
@@ -107,6 +113,19 @@ function toTwentyBytes (value, name, allowHex) {
 const parsedUrls = new Map()
 const PARSED_URLS_KEPT = 1024
 
+// Error messages quote at most this much of a bad URL.
+const QUOTED_URL_CHARS = 200
+// The longest host name DNS allows.
+const LONGEST_HOST = 253
+// BEP 41 URL data must fit one datagram with the 98-byte announce: 65,507
+// bytes of UDP payload, less 2 bytes of option header per 255 bytes and one
+// EndOfOptions byte.
+const LONGEST_URL_DATA = 65000
+
+function quote (text) {
+  return text.length > QUOTED_URL_CHARS ? `${text.slice(0, QUOTED_URL_CHARS)}… (${text.length} characters)` : text
+}
+
 function parseAnnounceUrl (announceUrl) {
   if (typeof announceUrl !== 'string') throw new TypeError('announceUrl must be a string')
   let parsed = parsedUrls.get(announceUrl)
@@ -123,14 +142,23 @@ function parseAnnounceUrlUncached (announceUrl) {
   try {
     url = new URL(announceUrl)
   } catch {
-    throw new TypeError(`announceUrl is not a valid URL: ${announceUrl}`)
+    throw new TypeError(`announceUrl is not a valid URL: ${quote(announceUrl)}`)
   }
-  if (url.protocol !== 'udp:') throw new TypeError(`announceUrl must be a udp:// URL: ${announceUrl}`)
-  if (url.hostname === '') throw new TypeError(`announceUrl has no host: ${announceUrl}`)
+  if (url.protocol !== 'udp:') throw new TypeError(`announceUrl must be a udp:// URL: ${quote(announceUrl)}`)
+  if (url.hostname === '') throw new TypeError(`announceUrl has no host: ${quote(announceUrl)}`)
+  const bareHost = url.hostname.replace(/^\[|\]$/g, '')
+  if (bareHost.length > LONGEST_HOST) {
+    throw new RangeError(`announceUrl host must be at most ${LONGEST_HOST} characters, got ${bareHost.length}`)
+  }
   // 1.2.0 sent to port 80 when the URL had none.
   const port = url.port === '' ? 80 : Number(url.port)
-  const path = url.pathname + url.search
-  return Object.freeze({ host: url.hostname, port, path: path === '/' ? '' : path })
+  if (port === 0) throw new RangeError(`announceUrl port must be from 1 to 65535: ${quote(announceUrl)}`)
+  let path = url.pathname + url.search
+  if (path === '/') path = ''
+  if (Buffer.byteLength(path) > LONGEST_URL_DATA) {
+    throw new RangeError(`announceUrl path and query must be at most ${LONGEST_URL_DATA} bytes to fit a datagram`)
+  }
+  return Object.freeze({ host: url.hostname, port, path })
 }
 
 function checkInteger (value, name, min, max, fallback) {
@@ -166,7 +194,7 @@ function checkIp (value, name) {
 function checkTimeout (value, name) {
   if (value === undefined || value === null) return DEFAULT_TIMEOUT_MS
   if (typeof value !== 'number') throw new TypeError(`${name} must be a number of milliseconds`)
-  if (!(value > 0) || value > LONGEST_TIMER_MS) {
+  if (!(value >= 1) || value > LONGEST_TIMER_MS) {
     throw new RangeError(`${name} must be from 1 to ${LONGEST_TIMER_MS} milliseconds, got ${value}`)
   }
   return value
@@ -220,9 +248,9 @@ function checkExtensions (opts, prefix) {
   return out
 }
 
-function checkOptions (opts) {
+function checkOptions (opts, name = 'opts') {
   if (opts === undefined || opts === null) return {}
-  if (typeof opts !== 'object') throw new TypeError('opts must be an object')
+  if (typeof opts !== 'object') throw new TypeError(`${name} must be an object`)
   return opts
 }
 
@@ -501,7 +529,7 @@ function abortError (signal) {
 function runRequests (starts, options, target) {
   let opts, signal, timeout
   try {
-    opts = checkOptions(options)
+    opts = checkOptions(options, 'options')
     signal = checkSignal(opts.signal)
     timeout = opts.timeout === undefined || opts.timeout === null
       ? null
@@ -558,7 +586,7 @@ function runRequests (starts, options, target) {
  */
 function announce (announceUrl, params, options) {
   try {
-    const p = checkOptions(params)
+    const p = checkOptions(params, 'params')
     const event = p.event === undefined || p.event === null ? EVENTS.none : checkEvent(p.event)
     if (event === null) throw new RangeError(`params.event must be 0-3 or none/completed/started/stopped, got ${String(p.event)}`)
     const fields = announceFields(p, 'params')
@@ -588,7 +616,9 @@ function scrape (announceUrl, infoHashes, opts) {
     if (!Array.isArray(infoHashes) || infoHashes.length === 0) {
       throw new TypeError('infoHashes must be a non-empty array')
     }
-    const hashes = infoHashes.map((h, i) => toTwentyBytes(h, `infoHashes[${i}]`, true))
+    // A loop, not map(): map() skips the holes of a sparse array.
+    const hashes = []
+    for (let i = 0; i < infoHashes.length; i++) hashes.push(toTwentyBytes(infoHashes[i], `infoHashes[${i}]`, true))
     const target = acquireTarget(announceUrl, options, 'opts')
     const size = scrapeBatchSize(target)
     const batches = []

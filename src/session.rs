@@ -35,7 +35,7 @@ pub type RequestId = u32;
 pub const CONNECTION_ID_TTL: Duration = Duration::from_secs(60);
 /// How long a finished transaction id is remembered, so a late duplicate reply
 /// is recognised as such (and the id is not handed out again meanwhile).
-pub const RETIRED_TID_TTL: Duration = Duration::from_secs(300);
+pub const RETIRED_TID_TTL: Duration = Duration::from_secs(120);
 /// BEP 15 stops at 15 · 2^8 seconds; more sends than this are never useful.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// How long a tracker host that answered only on its other address family is
@@ -284,6 +284,9 @@ struct RetiredTids {
 
 impl RetiredTids {
     fn insert(&mut self, tid: TransactionId, now: Instant) {
+        // Pruned here too, not only on timeouts: with trackers that always
+        // answer at once no retransmit timer ever fires.
+        self.prune(now);
         if self.set.insert(tid) {
             self.order.push_back((now, tid));
         }
@@ -550,7 +553,7 @@ impl Session {
                 return;
             }
             let response = Response::parse(bytes, from.is_ipv6());
-            self.on_connect_reply(now, tid, response);
+            self.on_connect_reply(now, tid, from, response);
         } else if let Some(&id) = self.request_tids.get(&tid) {
             let Some(request) = self.requests.get(&id) else {
                 return;
@@ -579,6 +582,15 @@ impl Session {
                 .unwrap_or_default(),
         };
         for id in ids {
+            // A queued request has sent nothing: the error is about a request
+            // this id named before (the Rust API lets a caller reuse ids).
+            let queued = self
+                .requests
+                .get(&id)
+                .is_none_or(|r| matches!(r.phase, Phase::Queued));
+            if queued {
+                continue;
+            }
             if !self.switch_to_fallback(now, id) {
                 self.fail(now, id, RequestError::Send(message.to_owned()));
             }
@@ -853,6 +865,7 @@ impl Session {
         &mut self,
         now: Instant,
         tid: TransactionId,
+        from: SocketAddr,
         response: Result<Response, ParseError>,
     ) {
         let Some(exchange) = self.end_connect(tid, now) else {
@@ -881,7 +894,11 @@ impl Session {
             }
         };
         let issued = exchange.last_sent;
-        self.cache.insert(exchange.tracker, connection_id, issued);
+        // Only an id that came from the tracker's own address is shared: one
+        // a non-strict request took from elsewhere serves that exchange only.
+        if from == exchange.tracker {
+            self.cache.insert(exchange.tracker, connection_id, issued);
+        }
         for id in exchange.waiters {
             self.send_request(now, id, connection_id, issued, false);
         }

@@ -168,7 +168,14 @@ impl Response {
                     }
                 }
             }
-            Response::Error(r) => out.extend_from_slice(r.message.as_bytes()),
+            Response::Error(r) => {
+                out.extend_from_slice(r.message.as_bytes());
+                if r.message.is_empty() {
+                    // A bare 8-byte header is not a valid error reply; one NUL
+                    // is, and it reads back as the empty message.
+                    out.push(0);
+                }
+            }
         }
     }
 }

@@ -1128,7 +1128,7 @@ fn transaction_ids_are_unique_among_requests_in_flight() {
 }
 
 #[test]
-fn a_finished_transaction_id_is_not_handed_out_again_for_300_s() {
+fn a_finished_transaction_id_is_not_handed_out_again_for_120_s() {
     let n = draws_until_a_repeat(REPEATING_SEED);
     let mut t = Tester::seeded(REPEATING_SEED);
     let mut tids = HashSet::new();
@@ -1183,11 +1183,11 @@ fn a_late_reply_counts_as_unknown_once_its_id_is_forgotten() {
     let announce = t.connected(0, 77);
     t.answer_announce(0, &announce);
     t.completed();
-    t.tick(299_999);
-    t.answer_announce(299_999, &announce);
+    t.tick(119_999);
+    t.answer_announce(119_999, &announce);
     assert_eq!(t.session.stats().dropped_late, 1);
-    t.tick(300_000);
-    t.answer_announce(300_000, &announce);
+    t.tick(120_000);
+    t.answer_announce(120_000, &announce);
     assert_eq!(t.session.stats().dropped_unknown, 1);
 }
 
@@ -1237,9 +1237,29 @@ fn replies_from_another_address_are_accepted_without_strict_source() {
     t.deliver(10, elsewhere, &encode(&Response::Announce(answer.clone())));
     assert_eq!(t.completed().outcome, Outcome::Announced(answer));
     assert_eq!(t.session.stats().dropped_wrong_source, 0);
-    // The id is cached for the tracker's address, not the one that answered.
+    // An id that came from another address is not cached at all: not for
+    // the address that answered, and not for strict requests to the tracker.
     t.start_to(20, 2, elsewhere, announce_kind(), RequestOptions::default());
     assert!(is_connect(&t.sent_one()));
+    t.start(20, 3, announce_kind(), RequestOptions::default());
+    assert!(is_connect(&t.sent_one()));
+    assert!(t.session.connection_ids().is_empty());
+}
+
+#[test]
+fn finished_transaction_ids_are_forgotten_even_when_no_timer_ever_fires() {
+    let mut t = Tester::new();
+    t.start(0, 1, announce_kind(), RequestOptions::default());
+    let announce = t.connected(0, 77);
+    t.answer_announce(0, &announce);
+    t.completed();
+    // Another request finishes promptly 121 s later; no timeout is handled.
+    t.start(121_000, 2, announce_kind(), RequestOptions::default());
+    let second = t.connected(121_000, 78);
+    t.answer_announce(121_000, &second);
+    t.completed();
+    t.answer_announce(121_001, &announce);
+    assert_eq!(t.session.stats().dropped_unknown, 1, "pruned on insert");
 }
 
 #[test]

@@ -158,3 +158,32 @@ fn widening_the_window_admits_waiting_requests_at_once() {
     s.set_window(DEFAULT_WINDOW, t0);
     assert_eq!(drain(&mut s).len(), 2);
 }
+
+/// fuzz/regressions/session/stale-send-error-leaves-queue: a send error for a
+/// datagram of a replaced request must not touch its queued successor.
+#[test]
+fn a_stale_send_error_leaves_a_queued_request_queued() {
+    let t0 = Instant::now();
+    let mut s = session(1, t0);
+    let v6: SocketAddr = "[::1]:6969".parse().unwrap();
+    let options = RequestOptions::default();
+    s.start(t0, 1, tracker(), scrape(), options.clone());
+    let connect = s.poll_transmit().unwrap();
+    answer_connect(&mut s, t0, &connect);
+    let old = s.poll_transmit().unwrap();
+    assert_eq!(old.owner, Owner::Request(1));
+
+    s.start(t0, 2, tracker(), scrape(), options.clone());
+    s.start_with_fallback(t0, 1, tracker(), Some(v6), scrape(), options);
+    assert_eq!(s.poll_transmit().unwrap().owner, Owner::Request(2));
+    assert_eq!(s.queued(), 1);
+
+    s.handle_send_error(t0, old.owner, "Network is unreachable");
+    assert_eq!(s.poll_transmit(), None, "the queued request sends nothing");
+    assert_eq!(s.queued(), 1);
+    assert_eq!(s.poll_completion(), None);
+
+    s.cancel(1, t0);
+    s.cancel(2, t0);
+    assert_eq!((s.in_flight(), s.queued()), (0, 0));
+}

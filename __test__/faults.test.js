@@ -1,0 +1,352 @@
+'use strict'
+// Network faults: a lossy relay in front of the scripted tracker, a tracker
+// that restarts and forgets its connection ids, a port with nobody listening,
+// a host name that does not resolve, and the retransmission schedule when the
+// first sends are lost.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const dgram = require('node:dgram')
+const { performance } = require('node:perf_hooks')
+
+const UdpTracker = require('..')
+const {
+  ScriptServer,
+  connectReply,
+  announceReply,
+  errorReply,
+  recordEvents,
+  nextEvent,
+  twentyBytes,
+  sleep
+} = require('./helpers/script-server.js')
+
+const PEER_ID = Buffer.from('-JS0001-faults-test0')
+const INFO_HASH = Buffer.from('fa17fa17fa17fa17fa17fa17fa17fa17fa17fa17', 'hex')
+
+// The loss rate of the relay tests; FAULTS_LOSS=0.5 node --test ... tries another.
+const LOSS = Number(process.env.FAULTS_LOSS || 0.2)
+
+const PROTOCOL_ERRORS = [
+  'connect response is not 16 bytes long',
+  'announce response should be 20 bytes',
+  'error action response is not 9 bytes long',
+  'announce response has a truncated peer entry',
+  'unknown event',
+  'not calling announce'
+]
+
+async function serverFor (t, options) {
+  const server = await ScriptServer.create(options)
+  t.after(() => server.close())
+  return server
+}
+
+function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
+  const tracker = new UdpTracker(peerId, infoHash, url, opts)
+  t.after(() => tracker.destroy())
+  return tracker
+}
+
+/** mulberry32: a seeded PRNG, so the loss pattern can be replayed. */
+function prng (seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+async function until (check, ms = 5000, step = 10) {
+  const end = Date.now() + ms
+  let ok = check()
+  while (!ok && Date.now() < end) {
+    await sleep(step)
+    ok = check()
+  }
+  return ok
+}
+
+function bindUdp (host = '127.0.0.1', port = 0) {
+  const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject)
+    socket.bind(port, host, () => {
+      socket.off('error', reject)
+      resolve(socket)
+    })
+  })
+}
+
+/**
+ * A UDP relay on 127.0.0.1 between the client (every instance shares one
+ * socket) and the tracker. `drop(direction, bytes, index)` decides per
+ * datagram ('up' client -> tracker, 'down' tracker -> client); every datagram
+ * is recorded with its arrival time and whether it was dropped.
+ */
+class Relay {
+  static async create (t, tracker, drop) {
+    const front = await bindUdp()
+    const back = await bindUdp()
+    const relay = new Relay(front, back, tracker, drop)
+    t.after(() => relay.close())
+    return relay
+  }
+
+  constructor (front, back, tracker, drop) {
+    this.front = front
+    this.back = back
+    this.tracker = tracker
+    this.drop = drop
+    this.client = null
+    this.up = []
+    this.down = []
+    front.on('message', (bytes, rinfo) => {
+      this.client = rinfo
+      const dropped = this.drop('up', bytes, this.up.length)
+      this.up.push({ at: performance.now(), bytes, dropped })
+      if (!dropped) back.send(bytes, tracker.port, tracker.host)
+    })
+    back.on('message', (bytes, rinfo) => {
+      if (rinfo.port !== tracker.port || this.client === null) return
+      const dropped = this.drop('down', bytes, this.down.length)
+      this.down.push({ at: performance.now(), bytes, dropped })
+      if (!dropped) front.send(bytes, this.client.port, this.client.address)
+    })
+  }
+
+  get url () { return `udp://127.0.0.1:${this.front.address().port}` }
+
+  close () {
+    return Promise.all([this.front, this.back].map((s) => new Promise((resolve) => s.close(resolve))))
+  }
+}
+
+function lossRate (records) {
+  return records.length === 0 ? 0 : records.filter((r) => r.dropped).length / records.length
+}
+
+// ---------------------------------------------------------------------------
+// (a) 20 % loss each way.
+
+test(`100 instances through a relay losing ${LOSS * 100} % each way: every one gets its own update or the timeout error, none is lost`, async (t) => {
+  const N = 100
+  const server = await serverFor(t)
+  const reply = (i) => ({ interval: 1800, leechers: i + 1, seeders: 2 * i, peers: [`10.77.0.${i}:${5000 + i}`] })
+  server.onAnnounce = (req) => announceReply(req.transactionId, reply(req.infoHash.readUInt32BE(16)))
+  const rand = prng(20)
+  const relay = await Relay.create(t, { host: '127.0.0.1', port: server.port }, () => rand() < LOSS)
+  const inFlightBefore = UdpTracker.stats().inFlight
+
+  // connectionIdCache: false: each instance connects first, as 1.2.0 did, so
+  // 200 request phases cross the lossy relay (with the cache the 100 announces
+  // would share one connect).
+  const logs = []
+  for (let i = 0; i < N; i++) {
+    const tracker = trackerFor(t, relay.url, { _timeout: 20, connectionIdCache: false },
+      twentyBytes('-JS0001-lossypeer', i), twentyBytes('lossy-info-hash!', i))
+    logs.push(recordEvents(tracker))
+    tracker.announce(2, { left: i })
+  }
+  // The slowest possible request: 8 connect sends and 8 announce sends, waits
+  // of 40 .. 5120 ms each phase (20.4 s). In practice a few seconds.
+  const started = performance.now()
+  await until(() => logs.every((l) => l.length > 0), 25000, 20)
+  const elapsed = performance.now() - started
+  await sleep(200)
+
+  let updates = 0
+  let timeouts = 0
+  for (let i = 0; i < N; i++) {
+    const events = logs[i].map((e) => [e.name, e.value])
+    assert.equal(events.length, 1, `instance ${i} must get exactly one event, got ${JSON.stringify(events)}`)
+    const [name, value] = events[0]
+    if (name === 'update') {
+      const r = reply(i)
+      assert.deepEqual(value, { leechers: r.leechers, seeds: r.seeders, peers: r.peers, interval: r.interval }, `instance ${i}: not its own update`)
+      updates++
+    } else {
+      assert.equal(value, 'tracker is not responding after:5120', `instance ${i}: unexpected error`)
+      timeouts++
+    }
+  }
+  assert.equal(updates + timeouts, N, 'every instance is accounted for')
+  const upLoss = lossRate(relay.up)
+  const downLoss = lossRate(relay.down)
+  const tids = relay.up.map((r) => r.bytes.readUInt32BE(12))
+  const retransmitted = relay.up.length - new Set(tids).size
+  t.diagnostic(`${updates} updates, ${timeouts} timeouts in ${elapsed.toFixed(0)} ms; relay: ${relay.up.length} up (${(upLoss * 100).toFixed(1)} % dropped), ${relay.down.length} down (${(downLoss * 100).toFixed(1)} % dropped); the tracker received ${server.received.length}; ${retransmitted} retransmissions`)
+  assert.ok(Math.abs(upLoss - LOSS) < 0.1, `the relay dropped ${upLoss} of the client's datagrams, expected about ${LOSS}`)
+  assert.ok(Math.abs(downLoss - LOSS) < 0.1, `the relay dropped ${downLoss} of the tracker's datagrams, expected about ${LOSS}`)
+  assert.ok(server.received.length > 2 * N, `the tracker received ${server.received.length} datagrams; with ${LOSS * 100} % loss each way retransmissions should push it above ${2 * N}`)
+  assert.ok(retransmitted > 0, 'some datagrams must have been retransmitted')
+  assert.equal(UdpTracker.stats().inFlight, inFlightBefore, 'no request may be left in flight')
+})
+
+test(`100 instances with the default connection-id cache through the same ${LOSS * 100} % loss: all accounted for, shared connects survive loss`, async (t) => {
+  const N = 100
+  UdpTracker.forgetConnectionIds()
+  const server = await serverFor(t)
+  server.onAnnounce = (req) => {
+    const i = req.infoHash.readUInt32BE(16)
+    return announceReply(req.transactionId, { interval: 1800, leechers: i, seeders: 3 * i })
+  }
+  const rand = prng(0x20cace)
+  const relay = await Relay.create(t, { host: '127.0.0.1', port: server.port }, () => rand() < LOSS)
+  const logs = []
+  for (let i = 0; i < N; i++) {
+    const tracker = trackerFor(t, relay.url, { _timeout: 20 }, twentyBytes('-JS0001-lossycach', i), twentyBytes('lossy-cached-ih!', i))
+    logs.push(recordEvents(tracker))
+    tracker.announce(2, {})
+  }
+  await until(() => logs.every((l) => l.length > 0), 25000, 20)
+  await sleep(200)
+  let updates = 0
+  for (let i = 0; i < N; i++) {
+    const events = logs[i].map((e) => [e.name, e.value])
+    assert.equal(events.length, 1, `instance ${i}: ${JSON.stringify(events)}`)
+    if (events[0][0] === 'update') {
+      assert.deepEqual([events[0][1].leechers, events[0][1].seeds], [i, 3 * i], `instance ${i}: not its own update`)
+      updates++
+    } else {
+      assert.equal(events[0][1], 'tracker is not responding after:5120', `instance ${i}`)
+    }
+  }
+  const retransmitted = relay.up.length - new Set(relay.up.map((r) => r.bytes.readUInt32BE(12))).size
+  t.diagnostic(`${updates} updates; the tracker received ${server.received.length} datagrams (${server.connects.length} connects); ${retransmitted} retransmissions`)
+  assert.ok(retransmitted > 0, 'some datagrams must have been retransmitted')
+  UdpTracker.forgetConnectionIds()
+})
+
+// ---------------------------------------------------------------------------
+// (b) A tracker restart.
+
+test('the tracker restarts mid-run and refuses the old connection id: announces in flight and new ones reconnect once and succeed', async (t) => {
+  UdpTracker.forgetConnectionIds()
+  const server = await serverFor(t)
+  const state = { current: 1001n, hold: false, held: [] }
+  server.onConnect = (req) => connectReply(req.transactionId, state.current)
+  server.onAnnounce = (req, rinfo) => {
+    if (req.connectionId !== state.current) return errorReply(req.transactionId, 'Connection ID missmatch.')
+    if (state.hold) { state.held.push({ req, rinfo }); return null }
+    return announceReply(req.transactionId, { interval: 1800, leechers: Number(req.connectionId), seeders: req.infoHash.readUInt32BE(16) })
+  }
+  const opts = { _timeout: 1000 }
+  const make = (i) => {
+    const tracker = trackerFor(t, server.url, opts, twentyBytes('-JS0001-restarter', i), twentyBytes('restart-hash!!!!', i))
+    return { tracker, log: recordEvents(tracker) }
+  }
+  const settled = (group) => until(() => group.every((g) => g.log.length > 0), 8000)
+
+  // 1: ten instances get id 1001.
+  const first = Array.from({ length: 10 }, (_, i) => make(i))
+  first.forEach((g) => g.tracker.announce(2, {}))
+  await settled(first)
+  // 2: ten more announce with the cached 1001; the tracker holds them, restarts,
+  // then refuses them.
+  state.hold = true
+  const second = Array.from({ length: 10 }, (_, i) => make(10 + i))
+  second.forEach((g) => g.tracker.announce(2, {}))
+  await until(() => state.held.length === 10, 3000)
+  const connectsBeforeRestart = server.connects.length
+  state.current = 2002n
+  state.hold = false
+  for (const { req, rinfo } of state.held) await server.send(errorReply(req.transactionId, 'Connection ID missmatch.'), rinfo)
+  await settled(second)
+  // 3: ten new instances, still within the minute the old id was cached for.
+  const third = Array.from({ length: 10 }, (_, i) => make(20 + i))
+  third.forEach((g) => g.tracker.announce(2, {}))
+  await settled(third)
+  await sleep(50)
+
+  const all = [...first, ...second, ...third]
+  all.forEach((g, i) => {
+    const expectedId = i < 10 ? 1001 : 2002
+    assert.deepEqual(g.log.map((e) => [e.name, e.value.leechers ?? e.value, e.value.seeds]), [['update', expectedId, i]],
+      `instance ${i}: expected one update carrying connection id ${expectedId}`)
+  })
+  const reconnects = server.connects.length - connectsBeforeRestart
+  t.diagnostic(`connects: ${connectsBeforeRestart} before the restart, ${reconnects} after`)
+  assert.ok(reconnects >= 1 && reconnects <= 10, `after the restart the client connected ${reconnects} times`)
+  assert.equal(server.announces.filter((r) => r.connectionId === 2002n).length, 20, 'the 10 refused and the 10 new announces use the new id')
+  UdpTracker.forgetConnectionIds()
+})
+
+// ---------------------------------------------------------------------------
+// (c) Nobody listening.
+
+test('a port with nothing listening: _timeout 10, maxAttempts 2 ends with "tracker is not responding after:40"', async (t) => {
+  const probe = await bindUdp()
+  const port = probe.address().port
+  await new Promise((resolve) => probe.close(resolve))
+  const url = `udp://127.0.0.1:${port}`
+  const tracker = trackerFor(t, url, { _timeout: 10, maxAttempts: 2 })
+  const events = recordEvents(tracker)
+  const started = performance.now()
+  tracker.announce(2, {})
+  await nextEvent(tracker, ['update', 'error'], 5000)
+  const elapsed = performance.now() - started
+  await sleep(50)
+  assert.deepEqual(events.map((e) => [e.name, e.value]), [['error', 'tracker is not responding after:40']])
+  assert.ok(elapsed >= 55, `the timeout came after ${elapsed.toFixed(0)} ms, before the waits of 20 + 40 ms had passed`)
+  await assert.rejects(UdpTracker.announce(url, { infoHash: INFO_HASH, peerId: PEER_ID, _timeout: 10, maxAttempts: 2 }),
+    { code: 'ERR_TRACKER_TIMEOUT', message: 'tracker is not responding after:40' })
+})
+
+// ---------------------------------------------------------------------------
+// (d) A name that does not resolve.
+
+test('a host name that does not resolve: an "error" with the resolver\'s message, ERR_DNS from the promise API', async (t) => {
+  const url = 'udp://nonexistent.invalid:6969'
+  const tracker = trackerFor(t, url, { _timeout: 1000 })
+  const events = recordEvents(tracker)
+  tracker.announce(2, {})
+  await nextEvent(tracker, ['update', 'error'], 10000)
+  await sleep(20)
+  assert.equal(events.length, 1, `events: ${JSON.stringify(events)}`)
+  const [{ name, value }] = events
+  assert.equal(name, 'error')
+  assert.equal(typeof value, 'string')
+  assert.ok(value.length > 0, 'the resolver message must not be empty')
+  assert.ok(!PROTOCOL_ERRORS.includes(value) && !value.startsWith('tracker is not responding') && !value.startsWith('unsupported event'),
+    `expected the resolver's message, got the protocol string ${JSON.stringify(value)}`)
+  t.diagnostic(`resolver message: ${JSON.stringify(value)}`)
+  await assert.rejects(UdpTracker.announce(url, { infoHash: INFO_HASH, peerId: PEER_ID, _timeout: 1000 }),
+    (err) => err.code === 'ERR_DNS' && err.message === value)
+  await assert.rejects(UdpTracker.scrape(url, [INFO_HASH], { _timeout: 1000 }), (err) => err.code === 'ERR_DNS')
+})
+
+// ---------------------------------------------------------------------------
+// (e) The retransmission schedule under loss.
+
+test('the first two connects are lost: the third gets through, sent 2T and then 4T after the previous one', async (t) => {
+  UdpTracker.forgetConnectionIds()
+  const T = 50
+  const server = await serverFor(t)
+  server.onAnnounce = (req) => announceReply(req.transactionId, { interval: 1800, leechers: 42 })
+  let connectsSeen = 0
+  const relay = await Relay.create(t, { host: '127.0.0.1', port: server.port }, (direction, bytes) => {
+    if (direction !== 'up' || bytes.length !== 16) return false
+    return ++connectsSeen <= 2
+  })
+  const tracker = trackerFor(t, relay.url, { _timeout: T })
+  const events = recordEvents(tracker)
+  tracker.announce(2, {})
+  await nextEvent(tracker, ['update', 'error'], 5000)
+  await sleep(50)
+  assert.deepEqual(events.map((e) => [e.name, e.value.leechers ?? e.value]), [['update', 42]])
+  const connects = relay.up.filter((r) => r.bytes.length === 16)
+  assert.equal(connects.length, 3, `the client sent ${connects.length} connects; expected 3 (2 lost, the third answered)`)
+  assert.deepEqual(connects.map((r) => r.dropped), [true, true, false])
+  assert.equal(new Set(connects.map((r) => r.bytes.readUInt32BE(12))).size, 1, 'the retransmissions reuse one transaction id')
+  assert.equal(server.connects.length, 1, 'the tracker saw only the third connect')
+  assert.ok(Math.abs(server.connects[0].at - connects[2].at) < 50, 'the tracker\'s only connect is the third send')
+  const gaps = [connects[1].at - connects[0].at, connects[2].at - connects[1].at]
+  t.diagnostic(`gaps between connect sends: ${gaps.map((g) => g.toFixed(1)).join(', ')} ms (expected ${2 * T}, ${4 * T})`)
+  assert.ok(gaps[0] >= 2 * T - 10 && gaps[0] < 2 * T + 250, `first gap ${gaps[0].toFixed(1)} ms, expected about ${2 * T}`)
+  assert.ok(gaps[1] >= 4 * T - 10 && gaps[1] < 4 * T + 250, `second gap ${gaps[1].toFixed(1)} ms, expected about ${4 * T}`)
+  assert.equal(server.announces.length, 1)
+})
