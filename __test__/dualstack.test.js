@@ -1,41 +1,20 @@
 'use strict'
 // A tracker host name with both an IPv4 and an IPv6 address, reachable on only
 // one of them. The name comes from a hosts file bind-mounted over /etc/hosts
-// in a private mount namespace (`unshare -m`, root only), so the test changes
-// nothing outside its own child process.
+// in a private mount namespace (helpers/private-names.js), so the test changes
+// nothing outside its own child process and sends no DNS query.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn, spawnSync } = require('node:child_process')
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
 const { ScriptServer } = require('./helpers/script-server')
+const { canIsolateNames, runWithNames, SKIP_REASON } = require('./helpers/private-names')
 
 const NAME = 'dualstack.test'
-const canUnshare = spawnSync('unshare', ['-m', 'true']).status === 0
+const skip = !canIsolateNames && SKIP_REASON
 
-function hostsFile () {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'udp-tracker-hosts-'))
-  const file = path.join(dir, 'hosts')
-  fs.writeFileSync(file, `127.0.0.1 localhost ${NAME}\n::1 ${NAME}\n`)
-  return file
-}
-
-/** Runs `script` in a child that resolves NAME to 127.0.0.1 and ::1; resolves with its stdout. */
+/** Runs `script` in a child that resolves NAME to 127.0.0.1 and ::1 (and nothing else). */
 function runWithDualStackName (script) {
-  const hosts = hostsFile()
-  const child = spawn('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" /etc/hosts && exec "$2" -e "$3"', 'sh',
-    hosts, process.execPath, script], { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d) => { out += d })
-  child.stderr.on('data', (d) => { err += d })
-  const killer = setTimeout(() => child.kill('SIGKILL'), 10000)
-  return new Promise((resolve) => child.on('close', (code) => {
-    clearTimeout(killer)
-    resolve({ code, out, err })
-  }))
+  return runWithNames(script, { [NAME]: ['127.0.0.1', '::1'] }, { timeoutMs: 10000 })
 }
 
 const announceScript = (port, extra) => `
@@ -47,7 +26,7 @@ const announceScript = (port, extra) => `
 `
 
 test('a host name reachable only over IPv6 is announced to after the IPv4 attempt goes unanswered',
-  { skip: !canUnshare && 'needs unshare -m (root) for a private /etc/hosts' }, async () => {
+  { skip }, async () => {
     const server = await ScriptServer.create({ host: '::1' })
     try {
       const { code, out, err } = await runWithDualStackName(announceScript(server.port, ''))
@@ -62,7 +41,7 @@ test('a host name reachable only over IPv6 is announced to after the IPv4 attemp
     }
   })
 
-test('family 4 never falls back to IPv6', { skip: !canUnshare && 'needs unshare -m (root)' }, async () => {
+test('family 4 never falls back to IPv6', { skip }, async () => {
   const server = await ScriptServer.create({ host: '::1' })
   try {
     const { code, out, err } = await runWithDualStackName(announceScript(server.port, ', family: 4, maxAttempts: 1'))
@@ -74,7 +53,7 @@ test('family 4 never falls back to IPv6', { skip: !canUnshare && 'needs unshare 
   }
 })
 
-test('family 6 goes straight to the IPv6 address', { skip: !canUnshare && 'needs unshare -m (root)' }, async () => {
+test('family 6 goes straight to the IPv6 address', { skip }, async () => {
   const server = await ScriptServer.create({ host: '::1' })
   try {
     const { code, out, err } = await runWithDualStackName(announceScript(server.port, ', family: 6'))

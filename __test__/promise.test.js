@@ -7,6 +7,7 @@ const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 const UdpTracker = require('..')
+const { canIsolateNames, runWithNames, SKIP_REASON } = require('./helpers/private-names')
 const { ScriptServer, announceReply, errorReply, rawReply, scrapeReply, twentyBytes } = require('./helpers/script-server')
 
 const INFO_HASH = twentyBytes('promise-hash')
@@ -73,10 +74,16 @@ test('options.timeout bounds the whole request', () => withServer(async (server)
   assert.equal(UdpTracker.stats().inFlight, 0, 'the request was cancelled')
 }))
 
-test('a name that does not resolve rejects with ERR_DNS', async () => {
-  await assert.rejects(
-    UdpTracker.announce('udp://nonexistent.invalid:6969', { infoHash: INFO_HASH, peerId: PEER_ID }),
-    (err) => err.code === 'ERR_DNS' && typeof err.message === 'string' && err.message.length > 0)
+test('a name that does not resolve rejects with ERR_DNS', { skip: !canIsolateNames && SKIP_REASON }, async () => {
+  // In a child whose lookups use only a private hosts file: no DNS query leaves the machine.
+  const { code, out, err } = await runWithNames(`
+    require('.').announce('udp://nonexistent.invalid:6969', { infoHash: 'ab'.repeat(20), peerId: 'x'.repeat(20) })
+      .then(() => console.log('resolved'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))
+  `)
+  assert.equal(code, 0, err)
+  const result = JSON.parse(out.trim())
+  assert.equal(result.code, 'ERR_DNS')
+  assert.ok(result.message.length > 0)
 })
 
 test('an AbortSignal cancels a request in flight with ERR_ABORTED', () => withServer(async (server) => {
