@@ -89,7 +89,7 @@ function toTwentyBytes (value, name, allowHex) {
     // Buffers and Uint8Arrays; a Proxy or a view of a detached buffer fails
     // here, and is reported as this argument's fault.
     try {
-      buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+      buf = Buffer.from(value) // a copy: later changes to the caller's bytes do not reach the wire
     } catch {
       throw new TypeError(`${name} must be a Buffer or Uint8Array with readable bytes`)
     }
@@ -106,7 +106,7 @@ function toTwentyBytes (value, name, allowHex) {
     throw new TypeError(`${name} must be a Buffer or a string`)
   }
   if (buf.length !== 20) throw new TypeError(`${name} must be 20 bytes, got ${buf.length}`)
-  return Buffer.from(buf) // a copy: later changes to the caller's buffer do not reach the wire
+  return buf
 }
 
 // Crawlers create many instances for few tracker URLs: parse each URL once.
@@ -289,9 +289,12 @@ function acquireTarget (announceUrl, opts, prefix) {
     urlData: path,
     ...checkExtensions(opts, prefix)
   }
-  const key = JSON.stringify([args.host, args.port, args.family, args.timeoutMs, args.maxAttempts,
-    args.strictSource, args.reuseConnectionId, args.urlData,
-    args.authUser?.toString('hex'), args.authPassword?.toString('hex'), args.requestString?.toString('hex')])
+  // Every field but the last has no spaces; the URL data, last, may.
+  const extensions = args.authUser === undefined && args.requestString === undefined
+    ? '-'
+    : [args.authUser, args.authPassword, args.requestString].map((b) => b === undefined ? '' : b.toString('hex')).join(',')
+  const key = `${args.host} ${args.port} ${args.family} ${args.timeoutMs} ${args.maxAttempts} ` +
+    `${args.strictSource} ${args.reuseConnectionId} ${extensions} ${args.urlData}`
   let target = targets.get(key)
   if (target === undefined) {
     const handle = getEngine().target({ ...args, urlData: Buffer.from(args.urlData) })
