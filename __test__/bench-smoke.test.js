@@ -1,0 +1,50 @@
+'use strict'
+
+// Smoke test of the benchmark (bench/run.js): 50 announces from this package
+// to a real aquatic_udp on loopback, in a child process, as `npm run
+// bench:smoke` runs it. Needs neither bench/peers nor cargo (--impl ours
+// --no-ceiling); the results go to a temporary file, not bench/results.jsonl.
+
+const { test } = require('node:test')
+const assert = require('node:assert')
+const { execFile } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const { findAquatic } = require('../bench/run.js')
+
+const RUN = path.join(__dirname, '..', 'bench', 'run.js')
+
+test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours --no-ceiling', { timeout: 30000 }, async (t) => {
+  if (findAquatic() === null) {
+    t.skip('aquatic_udp is not installed: cargo install aquatic_udp@0.9.0 (or set AQUATIC_UDP)')
+    return
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const out = path.join(dir, 'results.jsonl')
+
+  const { code, stdout, stderr } = await new Promise((resolve) => {
+    execFile(process.execPath, [RUN, '--n', '50', '--reps', '1', '--impl', 'ours', '--no-ceiling'],
+      { cwd: path.join(__dirname, '..'), env: { ...process.env, BENCH_OUT: out }, timeout: 25000 },
+      (err, stdout, stderr) => resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr }))
+  })
+  assert.strictEqual(code, 0, `bench/run.js failed (${code}):\n${stdout}\n${stderr}`)
+
+  // The table's row for ours: implementation (with ' *1' when other processes
+  // disturbed the run), N, ok, errors.
+  assert.match(stdout, /^ours \(2\.0\.0\)(?: \*\d+)?\s+50\s+50\s+0\s/m, stdout)
+
+  const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  assert.strictEqual(lines.length, 1)
+  const [ours] = lines
+  assert.strictEqual(ours.impl, 'ours')
+  assert.strictEqual(ours.n, 50)
+  assert.strictEqual(ours.ok, 50)
+  assert.strictEqual(ours.errors, 0)
+  assert.strictEqual(ours.no_event, 0)
+  assert.ok(ours.announces_per_s > 0)
+  // Every instance shares the engine's one IPv4 socket.
+  assert.strictEqual(ours.engine_after[0].sockets, 1)
+})
