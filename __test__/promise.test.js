@@ -168,3 +168,11 @@ test('the ES module entry has a default and named exports', () => {
   assert.equal(run.status, 0, run.stderr)
   assert.equal(run.stdout.trim(), 'esm ok')
 })
+
+test('a tracker address outside the forced family rejects with ERR_SEND and sends nothing', async () => {
+  const before = UdpTracker.stats().sent
+  await assert.rejects(
+    UdpTracker.announce('udp://127.0.0.1:9', { infoHash: INFO_HASH, peerId: PEER_ID, family: 6 }),
+    { code: 'ERR_SEND', message: '127.0.0.1 is not an address of the requested family' })
+  assert.equal(UdpTracker.stats().sent, before)
+})
