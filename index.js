@@ -27,7 +27,7 @@ const U64_MAX = (1n << 64n) - 1n
 
 let engine = null
 let nextRequestId = 1
-const pending = new Map() // request id -> function (completion)
+const pending = new Map() // request id -> its requester: { _complete (completion) }
 let keepAlive = null
 
 function getEngine () {
@@ -38,11 +38,11 @@ function getEngine () {
 function onCompletions (batch) {
   let thrown = null
   for (const completion of batch) {
-    const handler = pending.get(completion.id)
-    if (handler === undefined) continue // cancelled after it finished
+    const requester = pending.get(completion.id)
+    if (requester === undefined) continue // cancelled after it finished
     pending.delete(completion.id)
     try {
-      handler(completion)
+      requester._complete(completion)
     } catch (err) {
       // A throwing listener must not cost the rest of the batch its events;
       // it still surfaces as an uncaught exception, as it did in 1.2.0.
@@ -64,11 +64,15 @@ function updateKeepAlive () {
   }
 }
 
-function startRequest (start, onDone) {
+/**
+ * Starts a request: `start(engine, id)` (called with `this` = requester) hands it to the engine, and
+ * `requester._complete(completion)` gets its completion. Returns the id.
+ */
+function startRequest (requester, start) {
   const id = nextRequestId
   nextRequestId = nextRequestId >= 0xffffffff ? 1 : nextRequestId + 1
-  start(getEngine(), id)
-  pending.set(id, onDone)
+  start.call(requester, getEngine(), id)
+  pending.set(id, requester)
   updateKeepAlive()
   return id
 }
@@ -341,6 +345,11 @@ function scrapeBatchSize (target) {
   return target.family === 4 || net.isIPv4(target.host) ? SCRAPE_HASHES_V4 : SCRAPE_HASHES_V6
 }
 
+// How an instance's announce starts; `this` is the instance (no closure per announce).
+function announceStart (engine, id) {
+  startAnnounce(engine, id, this._target, this.infoHash, this.peerId, this._fields, this._sentCounters, this._sentEvent)
+}
+
 // A marker for `_socket`: 1.2.0 kept its own dgram socket there while a
 // request was out; every instance now shares the engine's sockets.
 const SHARED_SOCKET = Object.freeze({ shared: true })
@@ -410,15 +419,7 @@ class UdpTracker extends EventEmitter {
   scrape () {
     if (this.destroyed) return
     cancelRequest(this._scrapeId)
-    this._scrapeId = startRequest(
-      (engine, id) => engine.scrape(id, this._target, this.infoHash),
-      (completion) => {
-        this._scrapeId = 0
-        if (this.destroyed) return
-        if (completion.error != null) return this.emit('error', completion.error)
-        this.emit('scrape', completion.scrape[0])
-      }
-    )
+    this._scrapeId = startRequest(this, (engine, id) => engine.scrape(id, this._target, this.infoHash))
   }
 
   /** Stops every request and timer; no event follows. Safe to call twice. */
@@ -447,14 +448,27 @@ class UdpTracker extends EventEmitter {
 
   _send (event, counters) {
     cancelRequest(this._announceId)
-    this._announceId = startRequest(
-      (engine, id) => startAnnounce(engine, id, this._target, this.infoHash, this.peerId, this._fields, counters, event),
-      (completion) => this._onAnnounced(completion, event)
-    )
+    this._sentEvent = event
+    this._sentCounters = counters
+    this._announceId = startRequest(this, announceStart)
     this._socket = SHARED_SOCKET
   }
 
-  _onAnnounced (completion, event) {
+  // The engine's answer to this instance's announce or scrape.
+  _complete (completion) {
+    if (completion.id === this._announceId) this._onAnnounced(completion)
+    else if (completion.id === this._scrapeId) this._onScraped(completion)
+  }
+
+  _onScraped (completion) {
+    this._scrapeId = 0
+    if (this.destroyed) return
+    if (completion.error != null) return this.emit('error', completion.error)
+    this.emit('scrape', completion.scrape[0])
+  }
+
+  _onAnnounced (completion) {
+    const event = this._sentEvent
     this._announceId = 0
     this._socket = null
     if (this.destroyed) return
@@ -563,12 +577,14 @@ function runRequests (starts, options, target) {
     const onAbort = () => { if (!settled) settle(abortError(signal)) }
     try {
       starts.forEach((start, i) => {
-        ids.push(startRequest(start, (completion) => {
-          if (settled) return
-          if (completion.error != null) return settle(trackerError(completion.error, completion.code))
-          results[i] = completion
-          if (--left === 0) settle(null)
-        }))
+        ids.push(startRequest({
+          _complete (completion) {
+            if (settled) return
+            if (completion.error != null) return settle(trackerError(completion.error, completion.code))
+            results[i] = completion
+            if (--left === 0) settle(null)
+          }
+        }, start))
       })
     } catch (err) {
       return settle(err)
