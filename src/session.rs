@@ -243,13 +243,95 @@ enum Phase {
         connection_id: ConnectionId,
         issued: Instant,
         from_cache: bool,
-        payload: Vec<u8>,
     },
+}
+
+/// What a request asks: encoded once, at its start; each send patches in the
+/// connection id and transaction id (BEP 15 puts them at the same offsets in
+/// announces and scrapes), so the parameters need not be kept. The one
+/// exception is libtorrent's authentication, whose hash covers those ids:
+/// such an announce keeps its parameters and is encoded again for each id.
+#[derive(Debug)]
+struct Body {
+    bytes: Vec<u8>,
+    /// `Some(n)` for a scrape of n info hashes, `None` for an announce.
+    scrape_hashes: Option<usize>,
+    signed: Option<Box<AnnounceParams>>,
+}
+
+fn announce_request(
+    p: &AnnounceParams,
+    connection_id: ConnectionId,
+    transaction_id: TransactionId,
+) -> AnnounceRequest {
+    AnnounceRequest {
+        connection_id,
+        transaction_id,
+        info_hash: p.info_hash,
+        peer_id: p.peer_id,
+        downloaded: p.downloaded,
+        left: p.left,
+        uploaded: p.uploaded,
+        event: p.event,
+        ip: p.ip,
+        key: p.key,
+        num_want: p.num_want,
+        port: p.port,
+        url_data: p.url_data.clone(),
+        extensions: p.extensions.clone(),
+    }
+}
+
+impl Body {
+    fn new(kind: RequestKind) -> Body {
+        let mut bytes = Vec::with_capacity(AnnounceRequest::FIXED_LEN);
+        let (cid, tid) = (ConnectionId(0), TransactionId(0));
+        match kind {
+            RequestKind::Announce(p) => {
+                announce_request(&p, cid, tid).write(&mut bytes);
+                let signed = p.extensions.as_ref().is_some_and(|e| e.auth.is_some());
+                Body {
+                    bytes,
+                    scrape_hashes: None,
+                    signed: signed.then(|| Box::new(p)),
+                }
+            }
+            RequestKind::Scrape(info_hashes) => {
+                let scrape_hashes = Some(info_hashes.len());
+                ScrapeRequest {
+                    connection_id: cid,
+                    transaction_id: tid,
+                    info_hashes,
+                }
+                .write(&mut bytes);
+                Body {
+                    bytes,
+                    scrape_hashes,
+                    signed: None,
+                }
+            }
+        }
+    }
+
+    /// Sets the ids for the next send.
+    fn set_ids(&mut self, connection_id: ConnectionId, tid: TransactionId) {
+        if let Some(p) = &self.signed {
+            self.bytes.clear();
+            announce_request(p, connection_id, tid).write(&mut self.bytes);
+            return;
+        }
+        if let Some(cid) = self.bytes.get_mut(0..8) {
+            cid.copy_from_slice(&connection_id.0.to_be_bytes());
+        }
+        if let Some(t) = self.bytes.get_mut(12..16) {
+            t.copy_from_slice(&tid.0.to_be_bytes());
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Request {
-    kind: RequestKind,
+    body: Body,
     tracker: SocketAddr,
     options: RequestOptions,
     phase: Phase,
@@ -429,7 +511,7 @@ impl Session {
             }
         }
         let request = Request {
-            kind,
+            body: Body::new(kind),
             tracker,
             options,
             phase: Phase::Queued,
@@ -736,38 +818,13 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let mut payload = Vec::with_capacity(AnnounceRequest::FIXED_LEN);
-        match &request.kind {
-            RequestKind::Announce(p) => AnnounceRequest {
-                connection_id,
-                transaction_id: tid,
-                info_hash: p.info_hash,
-                peer_id: p.peer_id,
-                downloaded: p.downloaded,
-                left: p.left,
-                uploaded: p.uploaded,
-                event: p.event,
-                ip: p.ip,
-                key: p.key,
-                num_want: p.num_want,
-                port: p.port,
-                url_data: p.url_data.clone(),
-                extensions: p.extensions.clone(),
-            }
-            .write(&mut payload),
-            RequestKind::Scrape(hashes) => ScrapeRequest {
-                connection_id,
-                transaction_id: tid,
-                info_hashes: hashes.clone(),
-            }
-            .write(&mut payload),
-        }
+        request.body.set_ids(connection_id, tid);
         request.request_attempts += 1;
         let wait = retransmit_wait(request.options.timeout, request.request_attempts);
         self.stats.sent += 1;
         self.transmits.push_back(Transmit {
             destination: request.tracker,
-            payload: payload.clone(),
+            payload: request.body.bytes.clone(),
             owner: Owner::Request(id),
         });
         request.phase = Phase::Requesting {
@@ -775,7 +832,6 @@ impl Session {
             connection_id,
             issued,
             from_cache,
-            payload,
         };
         self.request_tids.insert(tid, id);
         self.schedule(id, now + wait);
@@ -822,7 +878,6 @@ impl Session {
             Phase::Requesting {
                 tid,
                 issued,
-                payload,
                 connection_id,
                 from_cache,
             } => {
@@ -853,7 +908,7 @@ impl Session {
                 self.stats.sent += 1;
                 self.transmits.push_back(Transmit {
                     destination: request.tracker,
-                    payload: payload.clone(),
+                    payload: request.body.bytes.clone(),
                     owner: Owner::Request(id),
                 });
                 self.schedule(id, now + wait);
@@ -922,10 +977,10 @@ impl Session {
         else {
             return;
         };
-        let outcome = match (&request.kind, response) {
-            (RequestKind::Announce(_), Ok(Response::Announce(reply))) => Outcome::Announced(reply),
-            (RequestKind::Scrape(hashes), Ok(Response::Scrape(reply))) => {
-                if reply.stats.len() == hashes.len() {
+        let outcome = match (request.body.scrape_hashes, response) {
+            (None, Ok(Response::Announce(reply))) => Outcome::Announced(reply),
+            (Some(hashes), Ok(Response::Scrape(reply))) => {
+                if reply.stats.len() == hashes {
                     Outcome::Scraped(reply)
                 } else {
                     Outcome::Failed(RequestError::BadResponse(ParseError::ScrapeLength))

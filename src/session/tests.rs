@@ -1682,3 +1682,51 @@ fn a_host_that_answered_on_its_first_address_again_is_tried_there_first() {
     // The host answered on V4 last: V4 comes first again, with no wait.
     assert_eq!(announce_with_fallback(&mut t, 2_000, 3, v6), [v4, v4]);
 }
+
+#[test]
+fn an_authenticated_announce_is_signed_again_for_every_new_connection_id() {
+    use crate::proto::Authentication;
+    use sha1::{Digest, Sha1};
+    let password_sha1: [u8; 20] = Sha1::digest(b"secret").into();
+    let mut signed = params();
+    signed.extensions = Some(LibtorrentExtensions {
+        auth: Some(Authentication {
+            username: b"alice".to_vec(),
+            password_sha1,
+        }),
+        request_string: None,
+    });
+    // The hash covers the whole datagram but its own 8 bytes, ids included.
+    let hash_is_valid = |bytes: &[u8]| {
+        let at = bytes.len() - 8;
+        let mut sha = Sha1::new();
+        sha.update(&bytes[..at]);
+        sha.update(password_sha1);
+        sha.finalize()[..8] == bytes[at..]
+    };
+    let mut t = Tester::new();
+    t.start(0, 1, RequestKind::Announce(signed), options(100));
+    let first = t.connected(0, 77);
+    assert_eq!(announce_of(&first).connection_id, ConnectionId(77));
+    assert!(hash_is_valid(&first.payload));
+    // Silence on a fresh id: retransmitted byte for byte.
+    t.tick(200);
+    let again = t.sent_one();
+    assert_eq!(again.payload, first.payload);
+    // The id expires: a new connect, then the announce signed for the new ids.
+    let later = t.next_timeout().unwrap();
+    t.tick(later.max(60_000));
+    let reconnect = loop {
+        let sent = t.sent_one();
+        if is_connect(&sent) {
+            break sent;
+        }
+        let due = t.next_timeout().unwrap();
+        t.tick(due);
+    };
+    t.answer_connect(60_500, &reconnect, 78);
+    let renewed = t.sent_one();
+    assert_eq!(announce_of(&renewed).connection_id, ConnectionId(78));
+    assert_ne!(renewed.payload, first.payload);
+    assert!(hash_is_valid(&renewed.payload));
+}
