@@ -8,7 +8,7 @@ const { EventEmitter } = require('node:events')
 
 const UdpTracker = require('..')
 const {
-  ScriptServer,
+  serverFor,
   errorReply,
   announceReply,
   recordEvents,
@@ -20,12 +20,6 @@ const PEER_ID = Buffer.from('-JS0001-abcdefghijkl')
 const INFO_HASH = Buffer.from('0123456789abcdef0123456789abcdef01234567', 'hex')
 // Any syntactically valid udp URL, for checks that never send.
 const NOWHERE = 'udp://127.0.0.1:9/announce'
-
-async function serverFor (t, options) {
-  const server = await ScriptServer.create(options)
-  t.after(() => server.close())
-  return server
-}
 
 function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)

@@ -12,7 +12,7 @@ const { performance } = require('node:perf_hooks')
 const UdpTracker = require('..')
 const { canIsolateNames, runWithNames, SKIP_REASON } = require('./helpers/private-names')
 const {
-  ScriptServer,
+  serverFor,
   connectReply,
   announceReply,
   errorReply,
@@ -36,12 +36,6 @@ const PROTOCOL_ERRORS = [
   'unknown event',
   'not calling announce'
 ]
-
-async function serverFor (t, options) {
-  const server = await ScriptServer.create(options)
-  t.after(() => server.close())
-  return server
-}
 
 function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)

@@ -16,6 +16,7 @@ const dgram = require('node:dgram')
 const UdpTracker = require('..')
 const {
   ScriptServer,
+  serverFor,
   connectReply,
   announceReply,
   errorReply,
@@ -37,12 +38,6 @@ const PROTOCOL_ERRORS = [
   'announce response has a truncated peer entry',
   'scrape response is not 8 + 12 bytes per info hash long'
 ]
-
-async function serverFor (t, options) {
-  const server = await ScriptServer.create(options)
-  t.after(() => server.close())
-  return server
-}
 
 function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)

@@ -9,7 +9,7 @@ const { spawn } = require('node:child_process')
 
 const UdpTracker = require('..')
 const {
-  ScriptServer,
+  serverFor,
   announceReply,
   recordEvents,
   nextEvent,
@@ -19,12 +19,6 @@ const {
 const PEER_ID = Buffer.from('-JS0001-lifecycle-01')
 const INFO_HASH = Buffer.from('1111111111222222222233333333334444444444', 'hex')
 const PACKAGE = path.join(__dirname, '..')
-
-async function serverFor (t, options) {
-  const server = await ScriptServer.create(options)
-  t.after(() => server.close())
-  return server
-}
 
 function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)

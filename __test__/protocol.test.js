@@ -9,6 +9,7 @@ const assert = require('node:assert/strict')
 const UdpTracker = require('..')
 const {
   ScriptServer,
+  serverFor,
   PROTOCOL_ID,
   connectReply,
   announceReply,
@@ -22,12 +23,6 @@ const {
 
 const PEER_ID = Buffer.from('-JS0001-protocoltest')
 const INFO_HASH = Buffer.from('aabbccddeeff00112233445566778899aabbccdd', 'hex')
-
-async function serverFor (t, options) {
-  const server = await ScriptServer.create(options)
-  t.after(() => server.close())
-  return server
-}
 
 function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)

@@ -399,8 +399,16 @@ function twentyBytes (prefix, n = 0) {
   return buf
 }
 
+/** A scripted tracker for one node:test test, closed when the test ends. */
+async function serverFor (t, options) {
+  const server = await ScriptServer.create(options)
+  t.after(() => server.close())
+  return server
+}
+
 module.exports = {
   ScriptServer,
+  serverFor,
   PROTOCOL_ID,
   ACTION,
   parseRequest,
