@@ -13,6 +13,7 @@ const UdpTracker = require('..')
 const { canIsolateNames, runWithNames, SKIP_REASON } = require('./helpers/private-names')
 const {
   serverFor,
+  prng,
   connectReply,
   announceReply,
   errorReply,
@@ -41,18 +42,6 @@ function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)
   t.after(() => tracker.destroy())
   return tracker
-}
-
-/** mulberry32: a seeded PRNG, so the loss pattern can be replayed. */
-function prng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 async function until (check, ms = 5000, step = 10) {

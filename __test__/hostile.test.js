@@ -17,6 +17,7 @@ const UdpTracker = require('..')
 const {
   ScriptServer,
   serverFor,
+  prng,
   connectReply,
   announceReply,
   errorReply,
@@ -43,26 +44,6 @@ function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)
   t.after(() => tracker.destroy())
   return tracker
-}
-
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
-function prng (seed) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-  next.int = (n) => Math.floor(next() * n) // 0 .. n-1
-  next.u32 = () => Math.floor(next() * 4294967296) >>> 0
-  next.bytes = (n) => {
-    const buf = Buffer.alloc(n)
-    for (let i = 0; i < n; i++) buf[i] = next.int(256)
-    return buf
-  }
-  return next
 }
 
 /** Binds a UDP socket on `host` (port 0 = ephemeral); the caller closes it. */

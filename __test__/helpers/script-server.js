@@ -399,6 +399,26 @@ function twentyBytes (prefix, n = 0) {
   return buf
 }
 
+/** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
+function prng (seed) {
+  let a = seed >>> 0
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+  next.int = (n) => Math.floor(next() * n) // 0 .. n-1
+  next.u32 = () => Math.floor(next() * 4294967296) >>> 0
+  next.bytes = (n) => {
+    const buf = Buffer.alloc(n)
+    for (let i = 0; i < n; i++) buf[i] = next.int(256)
+    return buf
+  }
+  return next
+}
+
 /** A scripted tracker for one node:test test, closed when the test ends. */
 async function serverFor (t, options) {
   const server = await ScriptServer.create(options)
@@ -409,6 +429,7 @@ async function serverFor (t, options) {
 module.exports = {
   ScriptServer,
   serverFor,
+  prng,
   PROTOCOL_ID,
   ACTION,
   parseRequest,
