@@ -231,7 +231,7 @@ pub fn retransmit_wait(timeout: Duration, attempt: u32) -> Duration {
         .map_or(LONGEST_WAIT, |wait| wait.min(LONGEST_WAIT))
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Phase {
     /// Waiting for a place in the window; nothing sent yet.
     Queued,
@@ -576,14 +576,10 @@ impl Session {
             return;
         };
         self.timers.remove(&(request.deadline, id));
-        match request.phase {
-            Phase::Queued => self.waiting -= 1,
-            Phase::Connecting { tid } => self.leave_connect(tid, id, now),
-            Phase::Requesting { tid, .. } => {
-                self.request_tids.remove(&tid);
-                self.retired.insert(tid, now);
-            }
+        if matches!(request.phase, Phase::Queued) {
+            self.waiting -= 1;
         }
+        self.leave_phase(now, id, request.phase);
         if released {
             self.admit_queued(now);
         }
@@ -691,8 +687,17 @@ impl Session {
         request.tracker = fallback;
         request.connect_attempts = 0;
         request.request_attempts = 0;
-        let deadline = request.deadline;
-        match request.phase {
+        let (deadline, phase) = (request.deadline, request.phase);
+        self.leave_phase(now, id, phase);
+        self.timers.remove(&(deadline, id));
+        self.obtain_connection_id(now, id);
+        true
+    }
+
+    /// Gives up what request `id`'s `phase` holds: its place on a connect
+    /// exchange, or its transaction id (retired, so late replies are known).
+    fn leave_phase(&mut self, now: Instant, id: RequestId, phase: Phase) {
+        match phase {
             Phase::Queued => {}
             Phase::Connecting { tid } => self.leave_connect(tid, id, now),
             Phase::Requesting { tid, .. } => {
@@ -700,9 +705,25 @@ impl Session {
                 self.retired.insert(tid, now);
             }
         }
+    }
+
+    /// The tracker may have restarted and forgotten the cached id request
+    /// `id` used: forget it too and get another (a newer one another request
+    /// cached meanwhile, or a connect). Once per request.
+    fn renew_connection_id(&mut self, now: Instant, id: RequestId) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let phase = request.phase;
+        let Phase::Requesting { connection_id, .. } = phase else {
+            return;
+        };
+        request.retried_with_fresh_id = true;
+        let (tracker, deadline) = (request.tracker, request.deadline);
+        self.cache.invalidate(tracker, connection_id);
+        self.leave_phase(now, id, phase);
         self.timers.remove(&(deadline, id));
         self.obtain_connection_id(now, id);
-        true
     }
 
     fn obtain_connection_id(&mut self, now: Instant, id: RequestId) {
@@ -875,31 +896,24 @@ impl Session {
                 }
                 self.schedule(id, now + wait);
             }
-            Phase::Requesting {
-                tid,
-                issued,
-                connection_id,
-                from_cache,
+            &phase @ Phase::Requesting {
+                issued, from_cache, ..
             } => {
-                let tid = *tid;
                 if request.request_attempts >= max_attempts {
                     let waited = retransmit_wait(timeout, request.request_attempts);
                     self.fail(now, id, timeout_error(waited));
                     return;
                 }
-                let suspect = *from_cache && !request.retried_with_fresh_id;
-                if suspect {
-                    // Silence to a request made with a cached id: the tracker may
-                    // have restarted, and some (aquatic) drop unknown ids without
-                    // an error reply. Connect again once before retransmitting.
-                    request.retried_with_fresh_id = true;
-                    let tracker = request.tracker;
-                    self.cache.invalidate(tracker, *connection_id);
+                if from_cache && !request.retried_with_fresh_id {
+                    // Silence to a request made with a cached id: some trackers
+                    // (aquatic) drop unknown ids after a restart without an
+                    // error reply. Renew the id once before retransmitting.
+                    self.renew_connection_id(now, id);
+                    return;
                 }
-                if suspect || !is_fresh(*issued, now) {
+                if !is_fresh(issued, now) {
                     // BEP 15: an expired id is renewed before the next send.
-                    self.request_tids.remove(&tid);
-                    self.retired.insert(tid, now);
+                    self.leave_phase(now, id, phase);
                     self.obtain_connection_id(now, id);
                     return;
                 }
@@ -968,13 +982,7 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let Phase::Requesting {
-            tid,
-            connection_id,
-            from_cache,
-            ..
-        } = request.phase
-        else {
+        let Phase::Requesting { from_cache, .. } = request.phase else {
             return;
         };
         let outcome = match (request.body.scrape_hashes, response) {
@@ -988,18 +996,9 @@ impl Session {
             }
             (_, Ok(Response::Error(reply))) => {
                 if from_cache && !request.retried_with_fresh_id {
-                    // The tracker may have restarted and forgotten the id we
-                    // cached: get a fresh one and try once more.
-                    request.retried_with_fresh_id = true;
+                    // An error on a cached id: the retry gets a fresh schedule.
                     request.request_attempts = 0;
-                    let tracker = request.tracker;
-                    self.cache.invalidate(tracker, connection_id);
-                    self.request_tids.remove(&tid);
-                    self.retired.insert(tid, now);
-                    self.timers.remove(&(request.deadline, id));
-                    // A newer id cached meanwhile by another request is used
-                    // as is; otherwise this connects.
-                    self.obtain_connection_id(now, id);
+                    self.renew_connection_id(now, id);
                     return;
                 }
                 Outcome::Failed(RequestError::Tracker(reply.message))
