@@ -297,16 +297,7 @@ impl State {
     fn begin_resolved(&mut self, start: StartRequest, addrs: &[SocketAddr]) {
         let target = &start.target;
         match pick_address(addrs, target.family) {
-            Some(tracker) => {
-                let fallback = match target.family {
-                    Family::Auto => addrs
-                        .iter()
-                        .copied()
-                        .find(|a| a.is_ipv4() != tracker.is_ipv4()),
-                    Family::V4 | Family::V6 => None,
-                };
-                self.begin(start, tracker, fallback)
-            }
+            Some((tracker, fallback)) => self.begin(start, tracker, fallback),
             None => {
                 let message = match target.family {
                     Family::V6 => format!("no IPv6 address for {}", target.host),
@@ -432,15 +423,16 @@ fn strip_brackets(host: &str) -> &str {
         .unwrap_or(host)
 }
 
-fn pick_address(addrs: &[SocketAddr], family: Family) -> Option<SocketAddr> {
-    let v4 = addrs.iter().find(|a| a.is_ipv4());
-    let v6 = addrs.iter().find(|a| a.is_ipv6());
+/// The address to try first and, for `Auto` with both families, the other
+/// family's address to fall back on.
+fn pick_address(addrs: &[SocketAddr], family: Family) -> Option<(SocketAddr, Option<SocketAddr>)> {
+    let v4 = addrs.iter().copied().find(SocketAddr::is_ipv4);
+    let v6 = addrs.iter().copied().find(SocketAddr::is_ipv6);
     match family {
-        Family::Auto => v4.or(v6),
-        Family::V4 => v4,
-        Family::V6 => v6,
+        Family::Auto => v4.map(|a| (a, v6)).or(v6.map(|a| (a, None))),
+        Family::V4 => v4.map(|a| (a, None)),
+        Family::V6 => v6.map(|a| (a, None)),
     }
-    .copied()
 }
 
 #[cfg(test)]
@@ -457,8 +449,15 @@ mod tests {
     fn auto_prefers_ipv4_and_forced_families_never_cross() {
         let addrs: Vec<SocketAddr> =
             vec!["[::1]:1".parse().unwrap(), "127.0.0.1:1".parse().unwrap()];
-        assert_eq!(pick_address(&addrs, Family::Auto), Some(addrs[1]));
-        assert_eq!(pick_address(&addrs, Family::V6), Some(addrs[0]));
+        assert_eq!(
+            pick_address(&addrs, Family::Auto),
+            Some((addrs[1], Some(addrs[0])))
+        );
+        assert_eq!(
+            pick_address(&addrs[..1], Family::Auto),
+            Some((addrs[0], None))
+        );
+        assert_eq!(pick_address(&addrs, Family::V6), Some((addrs[0], None)));
         assert_eq!(pick_address(&addrs[..1], Family::V4), None);
     }
 }
