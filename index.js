@@ -218,6 +218,14 @@ function checkCounter (value, name) {
   return value
 }
 
+function checkCounters (opts, prefix) {
+  return {
+    downloaded: checkCounter(opts.downloaded, `${prefix}.downloaded`),
+    left: checkCounter(opts.left, `${prefix}.left`),
+    uploaded: checkCounter(opts.uploaded, `${prefix}.uploaded`)
+  }
+}
+
 function checkEvent (event) {
   if (typeof event === 'string' && Object.hasOwn(EVENTS, event)) return EVENTS[event]
   if (typeof event === 'string' && /^[0-3]$/.test(event)) return Number(event)
@@ -347,7 +355,7 @@ function scrapeBatchSize (target) {
 
 // How an instance's announce starts; `this` is the instance (no closure per announce).
 function announceStart (engine, id) {
-  startAnnounce(engine, id, this._target, this.infoHash, this.peerId, this._fields, this._sentCounters, this._sentEvent)
+  startAnnounce(engine, id, this._targetRef.handle, this.infoHash, this.peerId, this._fields, this._sentCounters, this._sentEvent)
 }
 
 // A marker for `_socket`: 1.2.0 kept its own dgram socket there while a
@@ -367,7 +375,6 @@ class UdpTracker extends EventEmitter {
     this._fields = announceFields(options, 'opts')
     const target = acquireTarget(announceUrl, options, 'opts')
     this._targetRef = target
-    this._target = target.handle
     unreleased.register(this, target, this)
     this.port = this._fields.port
     this._timeout = target.timeoutMs
@@ -394,11 +401,7 @@ class UdpTracker extends EventEmitter {
   announce (event, opts) {
     if (this.destroyed) return
     const options = checkOptions(opts)
-    const counters = {
-      downloaded: checkCounter(options.downloaded, 'opts.downloaded'),
-      left: checkCounter(options.left, 'opts.left'),
-      uploaded: checkCounter(options.uploaded, 'opts.uploaded')
-    }
+    const counters = checkCounters(options, 'opts')
     const code = checkEvent(event)
     if (code === null) {
       this._emitLater('error', 'unknown event')
@@ -419,7 +422,7 @@ class UdpTracker extends EventEmitter {
   scrape () {
     if (this.destroyed) return
     cancelRequest(this._scrapeId)
-    this._scrapeId = startRequest(this, (engine, id) => engine.scrape(id, this._target, this.infoHash))
+    this._scrapeId = startRequest(this, (engine, id) => engine.scrape(id, this._targetRef.handle, this.infoHash))
   }
 
   /** Stops every request and timer; no event follows. Safe to call twice. */
@@ -611,11 +614,7 @@ function announce (announceUrl, params, options) {
     const fields = announceFields(p, 'params')
     const infoHash = toTwentyBytes(p.infoHash, 'params.infoHash', true)
     const peerId = toTwentyBytes(p.peerId, 'params.peerId', false)
-    const counters = {
-      downloaded: checkCounter(p.downloaded, 'params.downloaded'),
-      left: checkCounter(p.left, 'params.left'),
-      uploaded: checkCounter(p.uploaded, 'params.uploaded')
-    }
+    const counters = checkCounters(p, 'params')
     const target = acquireTarget(announceUrl, p, 'params')
     const start = (engine, id) => startAnnounce(engine, id, target.handle, infoHash, peerId, fields, counters, event)
     return runRequests([start], options, target)
