@@ -1,6 +1,6 @@
 'use strict'
 // Integration tests against a real tracker, aquatic_udp 0.9.0, on loopback
-// (see helpers/aquatic.js; install it with `cargo install aquatic_udp@0.9.0`).
+// (see helpers/aquatic.js; the first run builds it, see scripts/aquatic.js).
 //
 // What aquatic 0.9.0 does, checked with small experiments, that the
 // expectations below rest on:

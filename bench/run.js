@@ -31,9 +31,9 @@
 //                                          # disturbed (more than 100 ms + 10 % of its time in CPU)
 //
 // The peers need `cd bench/peers && npm install` once; `--impl ours
-// --no-ceiling` needs neither that nor cargo. aquatic_udp is taken from
-// $AQUATIC_UDP, $CARGO_HOME/bin, ~/.cargo/bin or PATH (`cargo install
-// aquatic_udp@0.9.0`). Only loopback addresses are used.
+// --no-ceiling` needs neither that nor cargo. aquatic_udp comes from
+// scripts/aquatic.js ($AQUATIC_UDP, PATH, or <repo>/.aquatic, built there on
+// first use). Only loopback addresses are used.
 
 const { spawn, spawnSync } = require('node:child_process')
 const crypto = require('node:crypto')
@@ -45,6 +45,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
+const { findAquatic, provisionAquatic } = require('../scripts/aquatic.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const PEERS = path.join(__dirname, 'peers')
@@ -438,24 +439,6 @@ async function child ({ impl, n, url }, deadlineS) {
 // ---------------------------------------------------------------------------
 // The tracker
 
-function findAquatic () {
-  const candidates = []
-  if (process.env.AQUATIC_UDP) candidates.push(process.env.AQUATIC_UDP)
-  if (process.env.CARGO_HOME) candidates.push(path.join(process.env.CARGO_HOME, 'bin', 'aquatic_udp'))
-  candidates.push(path.join(os.homedir(), '.cargo', 'bin', 'aquatic_udp'))
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    if (dir) candidates.push(path.join(dir, 'aquatic_udp'))
-  }
-  return candidates.find((p) => {
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  }) || null
-}
-
 function freeUdpPort () {
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket('udp4')
@@ -504,10 +487,7 @@ function waitForTracker (port, timeoutMs) {
 }
 
 async function startTracker () {
-  const bin = findAquatic()
-  if (bin === null) {
-    throw new Error('aquatic_udp not found: install it with `cargo install aquatic_udp@0.9.0` or set AQUATIC_UDP')
-  }
+  const bin = await provisionAquatic()
   const defaults = spawnSync(bin, ['-p'], { encoding: 'utf8' })
   if (defaults.status !== 0) throw new Error(`${bin} -p failed: ${defaults.stderr}`)
   const port = await freeUdpPort()

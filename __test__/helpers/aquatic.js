@@ -6,10 +6,10 @@
 //   ... new UdpTracker(peerId, infoHash, tracker.url, opts) ...
 //   await tracker.stop()
 //
-// The binary is $AQUATIC_UDP, else `aquatic_udp` on PATH, else
-// ~/.cargo/bin/aquatic_udp. Its config is `aquatic_udp -p` with a few keys
-// replaced, written to a fresh temp dir (also the tracker's working
-// directory). The tracker counts as started once it answers a real BEP 15
+// The binary comes from scripts/aquatic.js ($AQUATIC_UDP, else aquatic_udp
+// 0.9.0 on PATH, else <repo>/.aquatic, built there on first use). Its config
+// is aquatic's defaults with a few keys replaced (scripts/aquatic-config.js),
+// written to a fresh temp dir (also the tracker's working directory). The tracker counts as started once it answers a real BEP 15
 // connect request on its port. Only loopback addresses are used: 127.0.0.1, or
 // ::1 with { ipv6: true }.
 //
@@ -23,15 +23,16 @@
 //   logLevel           log_level (default 'warn'; its output is in errors)
 //   readyTimeoutMs     how long to wait for the first connect reply (10000)
 
-const { execFileSync, spawn } = require('node:child_process')
+const { spawn } = require('node:child_process')
 const { randomBytes } = require('node:crypto')
 const dgram = require('node:dgram')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { provisionAquatic } = require('../../scripts/aquatic.js')
+const { aquaticConfig } = require('../../scripts/aquatic-config.js')
 
 const PROTOCOL_ID = 0x41727101980n
-const INSTALL_HINT = 'run `cargo install aquatic_udp@0.9.0` (or set AQUATIC_UDP to the binary)'
 const READY_RETRY_MS = 50
 const STOP_GRACE_MS = 2000
 const OUTPUT_KEPT = 64 * 1024
@@ -53,34 +54,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
     killRunning()
     process.kill(process.pid, signal)
   })
-}
-
-function isExecutable (file) {
-  try {
-    fs.accessSync(file, fs.constants.X_OK)
-    return fs.statSync(file).isFile()
-  } catch {
-    return false
-  }
-}
-
-/** The aquatic_udp binary to run; throws with the install command when there is none. */
-function findAquatic () {
-  const fromEnv = process.env.AQUATIC_UDP
-  if (fromEnv) {
-    if (!isExecutable(fromEnv)) {
-      throw new Error(`AQUATIC_UDP=${fromEnv} is not an executable file; unset it or ${INSTALL_HINT}`)
-    }
-    return fromEnv
-  }
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    if (dir === '') continue
-    const candidate = path.join(dir, 'aquatic_udp')
-    if (isExecutable(candidate)) return candidate
-  }
-  const cargoBin = path.join(process.env.CARGO_HOME || path.join(os.homedir(), '.cargo'), 'bin', 'aquatic_udp')
-  if (isExecutable(cargoBin)) return cargoBin
-  throw new Error(`aquatic_udp not found (looked at $AQUATIC_UDP, PATH and ${cargoBin}): ${INSTALL_HINT}`)
 }
 
 /** A dgram socket of `host`'s family (IPv6 only for ::1). */
@@ -110,45 +83,6 @@ function hasIpv6Loopback () {
     })
     socket.bind(0, '::1', () => socket.close(() => resolve(true)))
   })
-}
-
-/**
- * `toml` with `key = value` set in `section` ('' for the top level): the
- * key's line replaced, or a line added at the section's start.
- */
-function setTomlKey (toml, section, key, value) {
-  const lines = toml.split('\n')
-  let current = ''
-  let sectionStart = section === '' ? 0 : -1
-  const keyLine = new RegExp(`^\\s*${key}\\s*=`)
-  for (let i = 0; i < lines.length; i++) {
-    const header = /^\s*\[([^\]]+)\]\s*$/.exec(lines[i])
-    if (header) {
-      current = header[1].trim()
-      if (current === section) sectionStart = i + 1
-      continue
-    }
-    if (current === section && keyLine.test(lines[i])) {
-      lines[i] = `${key} = ${value}`
-      return lines.join('\n')
-    }
-  }
-  if (sectionStart === -1) {
-    lines.push(`[${section}]`)
-    sectionStart = lines.length
-  }
-  lines.splice(sectionStart, 0, `${key} = ${value}`)
-  return lines.join('\n')
-}
-
-function tomlString (s) {
-  return JSON.stringify(s)
-}
-
-function buildConfig (binary, settings) {
-  let toml = execFileSync(binary, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  for (const [section, key, value] of settings) toml = setTomlKey(toml, section, key, value)
-  return toml
 }
 
 /** A BEP 15 connect request with transaction id `tid`. */
@@ -213,30 +147,22 @@ async function startAquatic (options = {}) {
   const maxResponsePeers = checkCount(options.maxResponsePeers, 'maxResponsePeers')
   const announceInterval = checkCount(options.announceInterval, 'announceInterval')
   const readyTimeoutMs = options.readyTimeoutMs ?? 10000
-  const binary = findAquatic()
+  const binary = await provisionAquatic()
   const port = options.port === undefined ? await freeUdpPort(host) : options.port
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be 1-65535, got ${port}`)
   const address = ipv6 ? `[::1]:${port}` : `127.0.0.1:${port}`
 
-  const settings = [
-    ['', 'socket_workers', '1'],
-    ['', 'log_level', tomlString(options.logLevel ?? 'warn')],
-    ['network', 'address', tomlString(address)],
-    ['network', 'only_ipv6', String(ipv6)],
-    // The kernel caps this at net.core.rmem_max; big enough for 1,000 announces at once.
-    ['network', 'socket_recv_buffer_size', '8000000'],
-    ['statistics', 'run_prometheus_endpoint', 'false'],
-    ['statistics', 'prometheus_endpoint_address', tomlString(ipv6 ? '[::1]:0' : '127.0.0.1:0')],
-    ['statistics', 'print_to_stdout', 'false'],
-    ['statistics', 'write_html_to_file', 'false'],
-    ['privileges', 'drop_privileges', 'false'],
-    ['access_list', 'mode', '"off"']
-  ]
-  if (maxScrapeTorrents !== undefined) settings.push(['protocol', 'max_scrape_torrents', String(maxScrapeTorrents)])
-  if (maxResponsePeers !== undefined) settings.push(['protocol', 'max_response_peers', String(maxResponsePeers)])
-  if (announceInterval !== undefined) settings.push(['protocol', 'peer_announce_interval', String(announceInterval)])
-
-  const config = buildConfig(binary, settings)
+  const protocol = {}
+  if (maxScrapeTorrents !== undefined) protocol.max_scrape_torrents = maxScrapeTorrents
+  if (maxResponsePeers !== undefined) protocol.max_response_peers = maxResponsePeers
+  if (announceInterval !== undefined) protocol.peer_announce_interval = announceInterval
+  // Everything else stays aquatic's default (one socket worker, no statistics,
+  // no access list, an 8 MB receive buffer).
+  const config = aquaticConfig(binary, {
+    '': { log_level: options.logLevel ?? 'warn' },
+    network: { address, only_ipv6: ipv6 },
+    protocol
+  })
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aquatic-udp-'))
   const configPath = path.join(dir, 'aquatic_udp.toml')
   fs.writeFileSync(configPath, config)
@@ -293,4 +219,4 @@ async function startAquatic (options = {}) {
   }
 }
 
-module.exports = { startAquatic, findAquatic, freeUdpPort, hasIpv6Loopback, INSTALL_HINT }
+module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback }
