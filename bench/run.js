@@ -46,6 +46,7 @@ const path = require('node:path')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
 const { findAquatic, provisionAquatic } = require('../scripts/aquatic.js')
+const { aquaticConfig } = require('../scripts/aquatic-config.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const PEERS = path.join(__dirname, 'peers')
@@ -488,34 +489,14 @@ function waitForTracker (port, timeoutMs) {
 
 async function startTracker () {
   const bin = await provisionAquatic()
-  const defaults = spawnSync(bin, ['-p'], { encoding: 'utf8' })
-  if (defaults.status !== 0) throw new Error(`${bin} -p failed: ${defaults.stderr}`)
   const port = await freeUdpPort()
   const metricsPort = await freeTcpPort()
-  let config = defaults.stdout
-  const set = (section, key, value) => {
-    // Replace `key = …` inside [section] ('' for the top level).
-    const lines = config.split('\n')
-    let current = ''
-    let replaced = false
-    for (let i = 0; i < lines.length; i++) {
-      const header = /^\[(.+)\]\s*$/.exec(lines[i])
-      if (header) current = header[1]
-      else if (current === section && new RegExp(`^${key}\\s*=`).test(lines[i])) {
-        lines[i] = `${key} = ${value}`
-        replaced = true
-      }
-    }
-    if (!replaced) throw new Error(`aquatic_udp config has no ${section}.${key}`)
-    config = lines.join('\n')
-  }
-  set('', 'socket_workers', '1')
-  set('', 'log_level', '"error"')
-  set('network', 'address', `"127.0.0.1:${port}"`)
-  set('statistics', 'prometheus_endpoint_address', `"127.0.0.1:${metricsPort}"`)
-  // Tracker-side request and response counts per run, collected every second.
-  set('statistics', 'run_prometheus_endpoint', 'true')
-  set('statistics', 'interval', '1')
+  const config = aquaticConfig(bin, {
+    '': { socket_workers: 1, log_level: 'error' },
+    network: { address: `127.0.0.1:${port}` },
+    // Tracker-side request and response counts per run, collected every second.
+    statistics: { prometheus_endpoint_address: `127.0.0.1:${metricsPort}`, run_prometheus_endpoint: true, interval: 1 }
+  })
   // Every announce is for its own new torrent, so a reply carries no peers:
   // the default max_response_peers (30) is never reached.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'udp-tracker-bench-'))
