@@ -135,21 +135,25 @@ function build () {
     const log = fs.openSync(LOG, 'w')
     const started = Date.now()
     const child = spawn('cargo', BUILD_ARGS, { stdio: ['ignore', log, log] })
-    child.once('error', (err) => {
+    // A child that cannot start emits 'error' and then 'close': the first one counts.
+    let settled = false
+    const settle = (err) => {
+      if (settled) return
+      settled = true
       fs.closeSync(log)
-      reject(new Error(err.code === 'ENOENT'
-        ? `cargo is not on PATH: install Rust (https://rustup.rs) to build aquatic_udp, or set AQUATIC_UDP to an aquatic_udp ${AQUATIC_VERSION} binary`
-        : `${BUILD_COMMAND} could not start: ${err.message}`))
-    })
-    child.once('close', (code, signal) => {
-      fs.closeSync(log)
-      if (code === 0 && isWantedVersion(CACHE_BIN)) {
+      if (err === null && isWantedVersion(CACHE_BIN)) {
         process.stderr.write(`aquatic_udp ${AQUATIC_VERSION} built in ${Math.round((Date.now() - started) / 1000)} s: ${CACHE_BIN}\n`)
         resolve(CACHE_BIN)
       } else {
-        reject(new Error(`${BUILD_COMMAND} failed (${signal ? `signal ${signal}` : `exit code ${code}`}); the end of ${LOG}:\n${logTail()}`))
+        reject(err ?? new Error(`${BUILD_COMMAND} succeeded but ${CACHE_BIN} is not aquatic_udp ${AQUATIC_VERSION}`))
       }
-    })
+    }
+    child.once('error', (err) => settle(new Error(err.code === 'ENOENT'
+      ? `cargo is not on PATH: install Rust (https://rustup.rs) to build aquatic_udp, or set AQUATIC_UDP to an aquatic_udp ${AQUATIC_VERSION} binary`
+      : `${BUILD_COMMAND} could not start: ${err.message}`)))
+    child.once('close', (code, signal) => settle(code === 0
+      ? null
+      : new Error(`${BUILD_COMMAND} failed (${signal ? `signal ${signal}` : `exit code ${code}`}); the end of ${LOG}:\n${logTail()}`)))
   })
 }
 
