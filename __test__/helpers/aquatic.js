@@ -9,9 +9,10 @@
 // The binary comes from scripts/aquatic.js ($AQUATIC_UDP, else aquatic_udp
 // 0.9.0 on PATH, else <repo>/.aquatic, built there on first use). Its config
 // is aquatic's defaults with a few keys replaced (scripts/aquatic-config.js),
-// written to a fresh temp dir (also the tracker's working directory). The tracker counts as started once it answers a real BEP 15
-// connect request on its port. Only loopback addresses are used: 127.0.0.1, or
-// ::1 with { ipv6: true }.
+// written to a fresh temp dir (also the tracker's working directory). The
+// tracker counts as started once it answers a real BEP 15 connect request on
+// its port. Only loopback addresses are used: 127.0.0.1, or ::1 with
+// { ipv6: true }.
 //
 // Options:
 //   ipv6               bind [::1] with only_ipv6 = true (default 127.0.0.1)
