@@ -14,6 +14,7 @@ const USAGE = `Usage:
   udp-tracker announce <url> <infohash> [--event started|completed|stopped|none]
                        [--port N] [--peer-id ID] [--left N] [--num-want N] [--timeout MS] [--json]
   udp-tracker scrape <url> <infohash>... [--file hashes.txt] [--timeout MS] [--json]
+  udp-tracker serve [--host H] [--port P] [--loss P] ...   (a test tracker; serve --help)
   udp-tracker --help | --version
 
 <url> is udp://host:port[/path]; <infohash> is 40 hex characters.
@@ -151,6 +152,8 @@ function progress (done, total) {
 }
 
 async function main (argv) {
+  // The test tracker has flags of its own (bin/serve.js).
+  if (argv[0] === 'serve') return require('./serve.js').main(argv.slice(1))
   let parsed
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
