@@ -50,7 +50,9 @@ function runResponder () {
   // The package's test tracker (testing.js): a real BEP 15 tracker, and one
   // that reads every request and answers none (loss: 1).
   const { createTracker } = require('../testing.js')
-  Promise.all([createTracker(), createTracker({ loss: 1 })]).then(([responsive, silent]) => {
+  // Every instance has its own info hash: with a 60 s interval, the tracker
+  // forgets their swarms two minutes later and its memory stays bounded.
+  Promise.all([createTracker({ interval: 60 }), createTracker({ loss: 1 })]).then(([responsive, silent]) => {
     process.send({ responsive: responsive.port, silent: silent.port })
     // The IPC channel keeps this process alive (the trackers' threads do
     // not); the parent disconnecting (or dying) ends it.

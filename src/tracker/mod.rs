@@ -218,7 +218,12 @@ pub struct Tracker {
     ids: ConnectionIds,
     swarms: HashMap<InfoHash, Swarm>,
     stats: Stats,
+    /// When every swarm was last cleared of peers gone quiet.
+    last_sweep: Instant,
 }
+
+/// How often all swarms are swept (a swarm is also cleaned whenever it is announced to).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// What a request leads to before the faults on the reply are applied.
 enum Decision {
@@ -234,7 +239,29 @@ impl Tracker {
             ids: ConnectionIds { secret, epoch: now },
             swarms: HashMap::new(),
             stats: Stats::default(),
+            last_sweep: now,
         }
+    }
+
+    /// Peers that have not announced for two intervals are gone.
+    fn peer_expiry(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.interval) * 2)
+    }
+
+    /// Drops expired peers from every swarm, and swarms left with nothing
+    /// to tell, so that a long run with many torrents stays bounded.
+    fn sweep(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_sweep) < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = now;
+        let expiry = self.peer_expiry();
+        self.swarms.retain(|_, swarm| {
+            swarm
+                .peers
+                .retain(|_, p| now.saturating_duration_since(p.last_seen) <= expiry);
+            !swarm.peers.is_empty() || swarm.downloaded > 0
+        });
     }
 
     pub fn config(&self) -> &Config {
@@ -270,6 +297,7 @@ impl Tracker {
         now: Instant,
         rng: &mut R,
     ) -> Option<Reply> {
+        self.sweep(now);
         let reply_to = from;
         let from = canonical(from);
         let faults = &self.config.faults;
@@ -374,7 +402,7 @@ impl Tracker {
         if let Some(refused) = self.refusal(&[request.info_hash], request.transaction_id) {
             return refused;
         }
-        let expiry = Duration::from_secs(u64::from(self.config.interval) * 2);
+        let expiry = self.peer_expiry();
         let swarm = self.swarms.entry(request.info_hash).or_default();
         swarm
             .peers

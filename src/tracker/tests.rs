@@ -252,6 +252,21 @@ fn peers_that_stop_announcing_expire_after_two_intervals() {
 }
 
 #[test]
+fn quiet_swarms_are_swept_away_but_download_counts_stay() {
+    let mut h = harness(Config {
+        interval: 10,
+        ..Config::default()
+    });
+    h.announce_as(addr("127.0.0.1:1001"), 1, 1, AnnounceEvent::Started, 5);
+    h.announce_as(addr("127.0.0.1:1001"), 2, 1, AnnounceEvent::Completed, 0);
+    assert_eq!(h.tracker.size(), (2, 2));
+    h.now += Duration::from_secs(61);
+    h.connect(addr("127.0.0.1:1001"));
+    assert_eq!(h.tracker.size(), (1, 0));
+    assert_eq!(h.tracker.swarm(&InfoHash([2; 20])).unwrap().downloaded, 1);
+}
+
+#[test]
 fn scrape_answers_the_first_max_scrape_hashes() {
     let mut h = harness(Config {
         max_scrape: 2,
