@@ -148,9 +148,7 @@ function checkHost (host, allowNonLoopback) {
   // Only address literals: a test tracker must not depend on DNS.
   const family = isIP(host)
   if (family === 0) throw new RangeError(`options.host must be an IP address, got '${host}'`)
-  const loopback = family === 4
-    ? host.startsWith('127.')
-    : /^(0*:)*:?0*1$/.test(host) || /^::ffff:127\./i.test(host)
+  const loopback = family === 4 ? host.startsWith('127.') : /^(0*:)*:?0*1$/.test(host)
   if (!loopback && !allowNonLoopback) {
     throw new RangeError(`options.host '${host}' is not a loopback address: pass allowNonLoopback: true (serve: --allow-non-loopback) to bind it`)
   }

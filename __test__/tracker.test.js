@@ -301,3 +301,10 @@ test('udp-tracker serve: SIGINT exits 0, --json summary, bad flags exit 2 naming
     assert.match(r.stderr, message)
   }
 })
+
+test('testing.d.ts types every option and result (tsc on __test__/types/testing-usage.ts)', () => {
+  const tsc = require.resolve('typescript/bin/tsc')
+  const project = path.join(__dirname, 'types', 'testing.tsconfig.json')
+  const run = spawnSync(process.execPath, [tsc, '-p', project], { encoding: 'utf8' })
+  assert.equal(run.status, 0, `tsc failed:\n${run.stdout}${run.stderr}`)
+})
