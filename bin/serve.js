@@ -152,7 +152,9 @@ async function main (argv) {
   } catch (err) {
     const usage = err instanceof UsageError || err instanceof TypeError || err instanceof RangeError ||
       (err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS'))
-    process.stderr.write(`udp-tracker serve: ${err.message}\n${usage ? `\n${USAGE}\n` : ''}`)
+    // The tracker names its options (options.maxPeers): here they are flags (--max-peers).
+    const message = err.message.replace(/options\.(\w+)/g, (_, name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)
+    process.stderr.write(`udp-tracker serve: ${message}\n${usage ? `\n${USAGE}\n` : ''}`)
     process.exit(usage ? 2 : 1)
   }
 }

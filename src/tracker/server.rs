@@ -63,22 +63,17 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Registered with the runtime here, so that a failure is the caller's error.
+        let (socket, reply) = {
+            let _entered = runtime.enter();
+            let socket = UdpSocket::from_std(socket)?;
+            (socket, reply.map(UdpSocket::from_std).transpose()?)
+        };
         let (shutdown, stop) = oneshot::channel();
         let shared = Arc::clone(&tracker);
         let thread = std::thread::Builder::new()
             .name("udp-test-tracker".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(socket) = UdpSocket::from_std(socket) else {
-                        return;
-                    };
-                    let reply = match reply.map(UdpSocket::from_std).transpose() {
-                        Ok(reply) => reply,
-                        Err(_) => return,
-                    };
-                    serve(socket, reply, shared, stop, rng).await;
-                });
-            })?;
+            .spawn(move || runtime.block_on(serve(socket, reply, shared, stop, rng)))?;
         Ok(Server {
             tracker,
             local,
