@@ -66,6 +66,7 @@ const COMMANDS = {
 function synopsis () {
   return `Usage:
 ${Object.values(COMMANDS).map((c) => `  ${c.usage}`).join('\n')}
+  udp-tracker serve [--host H] [--port P] [--loss P] ...   (a test tracker; serve --help)
   udp-tracker --help | --version`
 }
 
@@ -325,6 +326,8 @@ function parse (argv, options) {
 }
 
 async function main (argv) {
+  // The test tracker has flags of its own (bin/serve.js).
+  if (argv[0] === 'serve') return require('./serve.js').main(argv.slice(1))
   const command = COMMANDS[argv[0]]
   if (command === undefined) {
     const { values, positionals } = parse(argv, { ...COMMON_OPTIONS, version: { type: 'boolean', short: 'v', default: false } })

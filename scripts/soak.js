@@ -19,8 +19,8 @@
 // --warmup-seconds starts the RSS comparison only after that many seconds, e.g.
 // to see whether memory levels off once the engine's 300 s memory of finished
 // transaction ids is full.)
-// Replies come from a scripted-tracker-like responder in a child process (so
-// its memory is not counted here), or from the tracker at AQUATIC_URL.
+// Replies come from the package's test tracker (testing.js) in a child process
+// (so its memory is not counted here), or from the tracker at AQUATIC_URL.
 //
 // After every batch it samples RSS (after gc), open fds (/proc/self/fd),
 // process.getActiveResourcesInfo() and UdpTracker.stats(); it prints a table
@@ -32,7 +32,6 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const dgram = require('node:dgram')
 const { fork } = require('node:child_process')
 
 // ---------------------------------------------------------------------------
@@ -48,68 +47,22 @@ if (process.argv.includes('--responder')) {
 }
 
 function runResponder () {
-  const PROTOCOL_ID = 0x41727101980n
-  const responsive = dgram.createSocket('udp4')
-  const silent = dgram.createSocket('udp4')
-  let connectionId = 0x5eed5eed5eedn
-  let counter = 0
-  responsive.on('message', (msg, rinfo) => {
-    if (msg.length < 16) return
-    const action = msg.readUInt32BE(8)
-    const tid = msg.readUInt32BE(12)
-    let reply
-    if (action === 0 && msg.length === 16 && msg.readBigUInt64BE(0) === PROTOCOL_ID) {
-      reply = Buffer.alloc(16)
-      reply.writeUInt32BE(0, 0)
-      reply.writeUInt32BE(tid, 4)
-      reply.writeBigUInt64BE(connectionId, 8)
-    } else if (action === 1 && msg.length >= 98) {
-      if (msg.readBigUInt64BE(0) !== connectionId) {
-        reply = Buffer.concat([header(3, tid), Buffer.from('Connection ID missmatch.')])
-      } else {
-        const peers = 1 + (counter++ % 3)
-        reply = Buffer.alloc(20 + 6 * peers)
-        reply.writeUInt32BE(1, 0)
-        reply.writeUInt32BE(tid, 4)
-        reply.writeUInt32BE(1800, 8)
-        reply.writeUInt32BE(counter & 0xffff, 12)
-        reply.writeUInt32BE(7, 16)
-        for (let p = 0; p < peers; p++) {
-          reply.writeUInt32BE((0x0a000000 + (counter & 0xffffff)) >>> 0, 20 + 6 * p)
-          reply.writeUInt16BE(6881 + p, 24 + 6 * p)
-        }
-      }
-    } else if (action === 2 && msg.length > 16 && (msg.length - 16) % 20 === 0) {
-      const n = (msg.length - 16) / 20
-      reply = Buffer.alloc(8 + 12 * n)
-      reply.writeUInt32BE(2, 0)
-      reply.writeUInt32BE(tid, 4)
-      for (let i = 0; i < n; i++) reply.writeUInt32BE(i + 1, 8 + 12 * i)
-    }
-    if (reply) responsive.send(reply, rinfo.port, rinfo.address)
-  })
-  function header (action, tid) {
-    const buf = Buffer.alloc(8)
-    buf.writeUInt32BE(action, 0)
-    buf.writeUInt32BE(tid, 4)
-    return buf
-  }
-  silent.on('message', () => {})
-  // A new connection id every 50 s, as a tracker rotating its secret would.
-  setInterval(() => { connectionId = (connectionId * 31n + 7n) & 0xffffffffffffn }, 50000).unref()
-  responsive.bind(0, '127.0.0.1', () => {
-    // A batch sends hundreds of requests at once: make room for them.
-    try { responsive.setRecvBufferSize(4 * 1024 * 1024) } catch {}
-    try { responsive.setSendBufferSize(4 * 1024 * 1024) } catch {}
-    silent.bind(0, '127.0.0.1', () => {
-      try { silent.setRecvBufferSize(4 * 1024 * 1024) } catch {}
-      process.send({ responsive: responsive.address().port, silent: silent.address().port })
+  // The package's test tracker (testing.js): a real BEP 15 tracker, and one
+  // that reads every request and answers none (loss: 1).
+  const { createTracker } = require('../testing.js')
+  // Every instance has its own info hash: with a 60 s interval, the tracker
+  // forgets their swarms two minutes later and its memory stays bounded.
+  Promise.all([createTracker({ interval: 60 }), createTracker({ loss: 1 })]).then(([responsive, silent]) => {
+    process.send({ responsive: responsive.port, silent: silent.port })
+    // The IPC channel keeps this process alive (the trackers' threads do
+    // not); the parent disconnecting (or dying) ends it.
+    process.on('disconnect', () => {
+      responsive.close()
+      silent.close()
     })
-  })
-  // The parent disconnecting (or dying) ends the responder.
-  process.on('disconnect', () => {
-    responsive.close()
-    silent.close()
+  }, (err) => {
+    console.error(err)
+    process.exit(2)
   })
 }
 

@@ -420,3 +420,271 @@ fn error_code(error: &RequestError) -> &'static str {
         RequestError::Send(_) => "ERR_SEND",
     }
 }
+
+// ===========================================================================
+// The test tracker (`testing.js`, `udp-tracker serve`): everything below is
+// its napi surface, kept apart from the client's. `testing.js` checks the
+// options and names them in its errors; this layer checks again what could
+// reach the socket or the tracker's arithmetic.
+
+use std::net::IpAddr;
+
+use crate::tracker::server::{self, Server, ServerOptions};
+use crate::tracker::{Config as TrackerConfig, Faults, Stats as TrackerStats, MAX_PEERS_LIMIT};
+
+#[napi(object)]
+pub struct TestTrackerOptions {
+    /// An IP address literal.
+    pub host: String,
+    pub port: u32,
+    /// Must be true to bind an address that is not loopback.
+    pub allow_non_loopback: bool,
+    /// Reply from a second socket on this port (0: any free port).
+    pub reply_from: Option<u32>,
+    pub interval: u32,
+    pub max_scrape: u32,
+    pub max_peers: u32,
+    pub loss: f64,
+    pub duplicate: f64,
+    pub delay_min_ms: f64,
+    pub delay_max_ms: f64,
+    pub error_for: Vec<TestTrackerRefusal>,
+    pub silent_for: Vec<Buffer>,
+    /// Seeds peer selection and the faults (a safe integer).
+    pub seed: Option<f64>,
+}
+
+#[napi(object)]
+pub struct TestTrackerRefusal {
+    pub info_hash: Buffer,
+    pub message: String,
+}
+
+#[napi(object)]
+pub struct TestTrackerRequests {
+    pub connect: f64,
+    pub announce: f64,
+    pub scrape: f64,
+    pub invalid: f64,
+}
+
+#[napi(object)]
+pub struct TestTrackerDrops {
+    pub loss: f64,
+    pub silent: f64,
+    pub connection_id: f64,
+    pub malformed: f64,
+}
+
+#[napi(object)]
+pub struct TestTrackerStats {
+    pub requests: TestTrackerRequests,
+    pub replies: f64,
+    pub errors: f64,
+    pub duplicates: f64,
+    pub dropped: TestTrackerDrops,
+    pub swarms: u32,
+    pub peers: u32,
+}
+
+#[napi(object)]
+pub struct TestTrackerPeer {
+    pub peer_id: Buffer,
+    /// `'a.b.c.d:port'` or `'[v6]:port'`: the source address, announced port.
+    pub address: String,
+    pub downloaded: BigInt,
+    pub left: BigInt,
+    pub uploaded: BigInt,
+    /// `'none'`, `'completed'`, `'started'` or `'stopped'`: the last event.
+    pub event: String,
+    pub key: u32,
+    /// The request's `ip` field as a dotted quad, when it was not 0.
+    pub ip: Option<String>,
+    /// BEP 41 URL data of the last announce (lossy UTF-8).
+    pub url_data: String,
+}
+
+#[napi(object)]
+pub struct TestTrackerSwarm {
+    pub complete: u32,
+    pub incomplete: u32,
+    pub downloaded: u32,
+    pub peers: Vec<TestTrackerPeer>,
+}
+
+/// A BEP 15 tracker on its own thread; closed by `close()` or when collected.
+#[napi]
+pub struct TestTracker {
+    server: Server,
+    tracker: Arc<Mutex<crate::tracker::Tracker>>,
+}
+
+#[napi]
+impl TestTracker {
+    #[napi(constructor)]
+    pub fn new(options: TestTrackerOptions) -> Result<Self> {
+        let host: IpAddr = options
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| range_error("host must be an IP address"))?;
+        if !host.is_loopback() && !options.allow_non_loopback {
+            return Err(range_error(
+                "host is not a loopback address: pass allowNonLoopback: true to bind it",
+            ));
+        }
+        let server = Server::start(ServerOptions {
+            host,
+            port: port(options.port, "port")?,
+            reply_from: options
+                .reply_from
+                .map(|p| port(p, "replyFrom"))
+                .transpose()?,
+            config: tracker_config(&options)?,
+            seed: options.seed.map(|s| s.abs() as u64),
+        })
+        .map_err(|e| {
+            Error::from_reason(format!("cannot bind {host} port {}: {e}", options.port))
+        })?;
+        let tracker = server.tracker();
+        Ok(TestTracker { server, tracker })
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        u32::from(self.server.local_addr().port())
+    }
+
+    #[napi(getter)]
+    pub fn reply_port(&self) -> Option<u32> {
+        self.server.reply_addr().map(|a| u32::from(a.port()))
+    }
+
+    #[napi]
+    pub fn close(&mut self) {
+        self.server.close();
+    }
+
+    #[napi]
+    pub fn restart(&self) {
+        server::lock(&self.tracker).restart(server::secret(), std::time::Instant::now());
+    }
+
+    #[napi]
+    pub fn stats(&self) -> TestTrackerStats {
+        let tracker = server::lock(&self.tracker);
+        let (swarms, peers) = tracker.size();
+        tracker_stats_to_js(tracker.stats(), swarms, peers)
+    }
+
+    #[napi]
+    pub fn swarm(&self, info_hash: BufferSlice) -> Result<Option<TestTrackerSwarm>> {
+        let hash = InfoHash(twenty_bytes(&info_hash, "infoHash")?);
+        let tracker = server::lock(&self.tracker);
+        Ok(tracker.swarm(&hash).map(|swarm| {
+            let (complete, incomplete) = swarm.counts();
+            TestTrackerSwarm {
+                complete,
+                incomplete,
+                downloaded: swarm.downloaded,
+                peers: swarm
+                    .peers()
+                    .map(|p| TestTrackerPeer {
+                        peer_id: p.peer_id.0.to_vec().into(),
+                        address: p.addr.to_string(),
+                        downloaded: BigInt::from(p.downloaded),
+                        left: BigInt::from(p.left),
+                        uploaded: BigInt::from(p.uploaded),
+                        event: event_name(p.event).to_owned(),
+                        key: p.key,
+                        ip: (p.ip != 0).then(|| std::net::Ipv4Addr::from(p.ip).to_string()),
+                        url_data: String::from_utf8_lossy(&p.url_data).into_owned(),
+                    })
+                    .collect(),
+            }
+        }))
+    }
+}
+
+fn tracker_config(options: &TestTrackerOptions) -> Result<TrackerConfig> {
+    let probability = |p: f64, name: &str| {
+        if (0.0..=1.0).contains(&p) {
+            Ok(p)
+        } else {
+            Err(range_error(&format!(
+                "{name} must be a probability from 0 to 1"
+            )))
+        }
+    };
+    let delay = |ms: f64| {
+        Duration::try_from_secs_f64(ms / 1000.0)
+            .map_err(|_| range_error("delay must be a non-negative number of milliseconds"))
+    };
+    let (min, max) = (delay(options.delay_min_ms)?, delay(options.delay_max_ms)?);
+    if min > max {
+        return Err(range_error("delay must be [min, max] with min <= max"));
+    }
+    let max_scrape = options.max_scrape as usize;
+    if !(1..=crate::tracker::MAX_SCRAPE_LIMIT).contains(&max_scrape) {
+        return Err(range_error("maxScrape must be from 1 to 3274"));
+    }
+    let max_peers = options.max_peers as usize;
+    if max_peers > MAX_PEERS_LIMIT {
+        return Err(range_error("maxPeers must be from 0 to 3638"));
+    }
+    let mut faults = Faults {
+        loss: probability(options.loss, "loss")?,
+        duplicate: probability(options.duplicate, "duplicate")?,
+        delay: (min, max),
+        ..Faults::default()
+    };
+    for refusal in &options.error_for {
+        let hash = InfoHash(twenty_bytes(&refusal.info_hash, "errorFor")?);
+        faults.error_for.insert(hash, refusal.message.clone());
+    }
+    for hash in &options.silent_for {
+        faults
+            .silent_for
+            .insert(InfoHash(twenty_bytes(hash, "silentFor")?));
+    }
+    Ok(TrackerConfig {
+        interval: options.interval,
+        max_scrape,
+        max_peers,
+        faults,
+    })
+}
+
+fn event_name(event: AnnounceEvent) -> &'static str {
+    match event {
+        AnnounceEvent::None => "none",
+        AnnounceEvent::Completed => "completed",
+        AnnounceEvent::Started => "started",
+        AnnounceEvent::Stopped => "stopped",
+    }
+}
+
+// Counters are exact in a JS number up to 2^53.
+#[allow(clippy::cast_precision_loss)]
+fn tracker_stats_to_js(s: TrackerStats, swarms: usize, peers: usize) -> TestTrackerStats {
+    TestTrackerStats {
+        requests: TestTrackerRequests {
+            connect: s.connect as f64,
+            announce: s.announce as f64,
+            scrape: s.scrape as f64,
+            invalid: s.invalid as f64,
+        },
+        replies: s.replies as f64,
+        errors: s.errors as f64,
+        duplicates: s.duplicates as f64,
+        dropped: TestTrackerDrops {
+            loss: s.dropped_loss as f64,
+            silent: s.dropped_silent as f64,
+            connection_id: s.dropped_connection_id as f64,
+            malformed: s.dropped_malformed as f64,
+        },
+        swarms: u32::try_from(swarms).unwrap_or(u32::MAX),
+        peers: u32::try_from(peers).unwrap_or(u32::MAX),
+    }
+}

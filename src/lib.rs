@@ -3,6 +3,7 @@
 //! - [`proto`]: the sans-IO wire codec;
 //! - [`session`]: the request state machine, driven by a clock passed in;
 //! - `driver`: the tokio thread with the sockets;
+//! - [`tracker`]: a small BEP 15 tracker for tests (sans-IO, and its server);
 //! - `binding`: the napi surface that `index.js` wraps.
 #![deny(clippy::all)]
 
@@ -10,3 +11,4 @@ mod binding;
 pub mod driver;
 pub mod proto;
 pub mod session;
+pub mod tracker;

@@ -260,6 +260,53 @@ impl ScrapeRequest {
     }
 }
 
+/// The 16 bytes every request starts with: connection id (the protocol id
+/// in a connect), action, transaction id. A tracker reads these first, to
+/// answer a request it refuses with an error carrying the right transaction id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub connection_id: ConnectionId,
+    pub action: u32,
+    pub transaction_id: TransactionId,
+}
+
+impl RequestHeader {
+    pub const LEN: usize = 16;
+
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader::new(bytes);
+        Some(RequestHeader {
+            connection_id: ConnectionId(r.u64()?),
+            action: r.u32()?,
+            transaction_id: TransactionId(r.u32()?),
+        })
+    }
+}
+
+/// Any request a tracker receives, read by its action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Connect(ConnectRequest),
+    Announce(AnnounceRequest),
+    Scrape(ScrapeRequest),
+}
+
+impl Request {
+    /// `None` for an unknown action or a malformed body (see each type's `parse`).
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        match RequestHeader::parse(bytes)?.action {
+            a if a == Action::Connect.to_u32() => {
+                ConnectRequest::parse(bytes).map(Request::Connect)
+            }
+            a if a == Action::Announce.to_u32() => {
+                AnnounceRequest::parse(bytes).map(Request::Announce)
+            }
+            a if a == Action::Scrape.to_u32() => ScrapeRequest::parse(bytes).map(Request::Scrape),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,5 +479,52 @@ mod tests {
         for n in 0..out.len() {
             assert_eq!(ConnectRequest::parse(&out[..n]), None, "length {n}");
         }
+    }
+    #[test]
+    fn request_parse_dispatches_on_the_action() {
+        let mut connect = Vec::new();
+        ConnectRequest {
+            transaction_id: TransactionId(5),
+        }
+        .write(&mut connect);
+        assert!(matches!(
+            Request::parse(&connect),
+            Some(Request::Connect(_))
+        ));
+        let mut ann = Vec::new();
+        announce(b"/a").write(&mut ann);
+        assert_eq!(
+            Request::parse(&ann),
+            Some(Request::Announce(announce(b"/a")))
+        );
+        let scrape = ScrapeRequest {
+            connection_id: ConnectionId(1),
+            transaction_id: TransactionId(2),
+            info_hashes: vec![InfoHash([3; 20])],
+        };
+        let mut out = Vec::new();
+        scrape.write(&mut out);
+        assert_eq!(Request::parse(&out), Some(Request::Scrape(scrape)));
+        // Action 3 (error) and 7 are not requests; the header still reads.
+        out[8..12].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(Request::parse(&out), None);
+        let header = RequestHeader::parse(&out).unwrap();
+        assert_eq!(
+            (header.action, header.transaction_id),
+            (7, TransactionId(2))
+        );
+        assert_eq!(RequestHeader::parse(&out[..15]), None);
+    }
+
+    #[test]
+    fn announce_with_an_unknown_event_or_a_cut_option_is_refused() {
+        let mut out = Vec::new();
+        announce(b"").write(&mut out);
+        out[80..84].copy_from_slice(&4u32.to_be_bytes());
+        assert_eq!(Request::parse(&out), None);
+        let mut out = Vec::new();
+        announce(b"/announce").write(&mut out);
+        out.truncate(AnnounceRequest::FIXED_LEN + 5);
+        assert_eq!(Request::parse(&out), None);
     }
 }
