@@ -148,7 +148,7 @@ test('NAPI_RS_NATIVE_LIBRARY_PATH names the binary to load, and a wrong one is a
   fs.copyFileSync(HOST_BINARY, copy)
   const ok = load({ platform: 'freebsd', arch: 'x64' }, { NAPI_RS_NATIVE_LIBRARY_PATH: copy })
   assert.equal(ok.ok, true, ok.message)
-  assert.deepEqual(ok.nodeFiles, [copy])
+  assert.deepEqual(ok.nodeFiles, [fs.realpathSync(copy)])
   const missing = path.join(dir, 'nothing.node')
   const bad = load({}, { NAPI_RS_NATIVE_LIBRARY_PATH: missing })
   assert.equal(bad.ok, false)
@@ -184,7 +184,10 @@ test('the packed package has no install-time script and ships the loader, the CL
   for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) {
     assert.equal(pkg.scripts[hook], undefined, `package.json must not have a "${hook}" script`)
   }
-  const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' }))
+  // npm is npm.cmd on Windows, which only a shell runs.
+  const windows = process.platform === 'win32'
+  const npmPack = execFileSync(windows ? 'npm.cmd' : 'npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', shell: windows })
+  const [packed] = JSON.parse(npmPack)
   const files = packed.files.map((f) => f.path)
   for (const want of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'lib/native.js', 'lib/targets.js', 'bin/udp-tracker.js', 'examples/announce.js', 'examples/monitor.js']) {
     assert.ok(files.includes(want), `${want} is not packed: ${files.join(' ')}`)
