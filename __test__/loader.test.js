@@ -90,6 +90,8 @@ test('a platform with no prebuilt binary (freebsd x64): the error names it, list
   assertBuildFromSourceAdvice(result)
   assert.deepEqual([result.platform, result.arch, result.libc, result.target], ['freebsd', 'x64', null, 'freebsd-x64'])
   assert.match(result.message, /^bittorrent-udp-tracker: no prebuilt native binary for freebsd x64 \(target freebsd-x64\)\./)
+  // The tests run in the source checkout (Cargo.toml next to package.json).
+  assert.match(result.message, /This is a source checkout: `npm run build` \(or `npm test`\) builds udp-tracker\.freebsd-x64\.node here\./)
 })
 
 test('an architecture with no prebuilt binary (linux riscv64, glibc): the libc is named too', () => {

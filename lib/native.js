@@ -5,13 +5,14 @@
 // (`npm/<target>/`, e.g. bittorrent-udp-tracker-linux-x64-gnu) holding
 // `udp-tracker.<target>.node`; npm installs only the one whose `os`, `cpu`
 // and `libc` match. In order, the first that exists wins:
-//   1. NAPI_RS_NATIVE_LIBRARY_PATH, a .node file (or module) named by the user;
+//   1. NAPI_RS_NATIVE_LIBRARY_PATH, a .node file named by the user;
 //   2. `udp-tracker.<target>.node` next to package.json: a development build
 //      (`npm run build`) or a package packed on this machine (`npm pack`);
 //   3. the platform package.
 // When none loads, the error says which machine this is, what we ship, and
 // how to build from source, with every load error seen on the way.
 
+const fs = require('node:fs')
 const path = require('node:path')
 const { TARGETS, detectLibc, targetName } = require('./targets.js')
 
@@ -80,6 +81,9 @@ function noBindingError ({ platform, arch, libc, target, platformPackage, tried 
     )
   } else {
     lines.push(`${PACKAGE_NAME}: no prebuilt native binary for ${describe(platform, arch, libc)} (target ${target}).`)
+  }
+  if (fs.existsSync(path.join(ROOT, 'Cargo.toml'))) {
+    lines.push(`This is a source checkout: \`npm run build\` (or \`npm test\`) builds ${BINARY_NAME}.${target}.node here.`)
   }
   lines.push(`Prebuilt targets: ${TARGETS.join(', ')}.`)
   lines.push(
