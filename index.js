@@ -7,7 +7,7 @@
 const { EventEmitter } = require('events')
 const { randomBytes } = require('crypto')
 const net = require('net')
-const { Engine } = require('./binding.js')
+const { Engine } = require('./lib/native.js')
 
 const DEFAULT_TIMEOUT_MS = 15000
 const DEFAULT_NUM_WANT = 50
