@@ -21,10 +21,18 @@ const REANNOUNCE_JITTER = 0.05
 // setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days).
 const LONGEST_TIMER_MS = 2 ** 31 - 1
 
+// Delays of at least this long are whole seconds: Node keeps one timer list
+// per distinct duration, and ms-jittered delays would each make their own.
+const WHOLE_SECONDS_FROM_MS = 10e3
+
+function coarse (ms) {
+  return ms >= WHOLE_SECONDS_FROM_MS ? Math.round(ms / 1000) * 1000 : Math.round(ms)
+}
+
 /** How long to wait after the `failures`-th consecutive failure (1, 2, ...). */
 function retryDelay (failures, random) {
   const step = RETRY_SCHEDULE_MS[Math.min(Math.max(failures, 1), RETRY_SCHEDULE_MS.length) - 1]
-  return step + Math.floor(random() * RETRY_JITTER_MS)
+  return coarse(step + random() * RETRY_JITTER_MS)
 }
 
 /** The period a tracker's `interval` (seconds) asks for, floored at `minIntervalMs`. */
@@ -35,7 +43,7 @@ function trackerPeriod (intervalSeconds, minIntervalMs) {
 
 /** The delay until the next periodic announce: `periodMs` plus up to 5 % of it. */
 function reannounceDelay (periodMs, random) {
-  return Math.min(Math.round(periodMs * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
+  return Math.min(coarse(periodMs * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
 }
 
 /** Real time; timers are unref'd (a Client alone does not keep Node alive). */

@@ -9,13 +9,7 @@ const { EventEmitter } = require('events')
 const { randomInt } = require('crypto')
 const backoff = require('./backoff.js')
 const { parseAnnounceList } = require('./tiers.js')
-
-// The public API, required on first use: index.js requires this file.
-let api = null
-function trackerApi () {
-  if (api === null) api = require('../index.js')
-  return api
-}
+const transport = require('./transport.js')
 
 const DEFAULT_NUMWANT = 50 // bittorrent-tracker's DEFAULT_ANNOUNCE_PEERS
 // A Client gives up on one request after two sends per phase (waits of 2 and
@@ -26,6 +20,7 @@ const DEFAULT_TIMEOUT_MS = 15000
 // (bittorrent-tracker's DESTROY_TIMEOUT).
 const DESTROY_TIMEOUT_MS = 1000
 const U64_MAX = (1n << 64n) - 1n
+const NONE = Object.freeze([])
 // Options of UdpTracker a Client passes on to every request, by the same name.
 const TRACKER_OPTIONS = ['_timeout', 'maxAttempts', 'numWant', 'family', 'strictSource', 'key', 'ip',
   'connectionIdCache', 'auth', 'requestString']
@@ -90,6 +85,30 @@ class TrackerState {
   }
 }
 
+// One request of a job, to one tracker: told of its outcome by the transport.
+class Request {
+  constructor (tier, job, tracker) {
+    this.tier = tier
+    this.job = job
+    this.tracker = tracker
+    this.firstWait = null
+    this.handle = null
+  }
+
+  onFirstWait () {
+    this.firstWait = null
+    this.tier.tryNext(this.job)
+  }
+
+  onAnswer (reply) {
+    this.tier.answered(this.job, this, reply)
+  }
+
+  onFailure (err) {
+    this.tier.refused(this.job, this, err)
+  }
+}
+
 // One announce of a tier: its trackers are tried in order, the next one
 // started when the current one's first wait passes unanswered (the earlier
 // requests go on); the first answer wins and the others are aborted.
@@ -100,7 +119,7 @@ class Job {
     this.params = params
     this.order = order
     this.next = 0
-    this.requests = new Set()
+    this.requests = [] // in flight
     this.done = false
   }
 }
@@ -142,41 +161,52 @@ class Tier {
       this.abortJob()
     }
     this.clearTimer()
-    const usable = this.trackers.filter((t) => !t.disabled)
-    if (usable.length === 0) return
     const now = client._clock.now()
-    const ready = usable.filter((t) => t.retryAt <= now)
+    const ready = this.readyTrackers(now)
     if (ready.length === 0) {
       // Every tracker of the tier is backing off: announce when the first may.
-      if (event !== 'stopped') this.schedule(event, Math.min(...usable.map((t) => t.retryAt)) - now)
+      const at = this.nextRetryAt()
+      if (at !== Infinity && event !== 'stopped') this.schedule(event, at - now)
       return
     }
     this.job = new Job(this, event, params, ready)
     this.tryNext(this.job)
   }
 
+  /** The trackers that may be asked now, in tier order (a snapshot). */
+  readyTrackers (now) {
+    const all = this.trackers
+    // A one-tracker tier is never reordered: its list is its own snapshot.
+    if (all.length === 1) return all[0].disabled || all[0].retryAt > now ? NONE : all
+    return all.filter((t) => !t.disabled && t.retryAt <= now)
+  }
+
+  /** When the first tracker still in use may be asked again (Infinity: none is). */
+  nextRetryAt () {
+    let at = Infinity
+    for (const t of this.trackers) if (!t.disabled && t.retryAt < at) at = t.retryAt
+    return at
+  }
+
   tryNext (job) {
     if (job.done) return
     if (this.client.destroyed || job.next >= job.order.length) {
-      if (job.requests.size === 0) this.failed(job)
+      if (job.requests.length === 0) this.failed(job)
       return
     }
-    const tracker = job.order[job.next++]
     const client = this.client
-    const request = { tracker, controller: new AbortController(), firstWait: null }
-    request.firstWait = client._clock.setTimeout(() => {
-      request.firstWait = null
-      this.tryNext(job)
-    }, client._firstWaitMs)
-    job.requests.add(request)
-    const params = Object.assign({ event: job.event }, client._params, job.params)
-    trackerApi().announce(tracker.url, params, { signal: request.controller.signal }).then(
-      (result) => this.answered(job, request, result),
-      (err) => this.refused(job, request, err))
+    const request = new Request(this, job, job.order[job.next++])
+    job.requests.push(request)
+    // The next tracker of the tier is asked when this one's first wait passes
+    // unanswered (a tier of one has no next).
+    if (job.next < job.order.length) request.firstWait = client._clock.setTimeout(() => request.onFirstWait(), client._firstWaitMs)
+    request.handle = transport.announce(request.tracker.url, client._peerIdBuffer, client._infoHashBuffer,
+      job.params.trackerOpts, job.event, job.params.counters, request)
   }
 
   endRequest (job, request) {
-    job.requests.delete(request)
+    const at = job.requests.indexOf(request)
+    if (at !== -1) job.requests.splice(at, 1)
     if (request.firstWait !== null) this.client._clock.clearTimeout(request.firstWait)
     request.firstWait = null
   }
@@ -186,9 +216,10 @@ class Tier {
     this.job = null
     if (job === null) return
     job.done = true
-    for (const request of job.requests) {
-      this.endRequest(job, request)
-      request.controller.abort()
+    for (const request of job.requests.splice(0)) {
+      if (request.firstWait !== null) this.client._clock.clearTimeout(request.firstWait)
+      request.firstWait = null
+      request.handle.destroy()
     }
   }
 
@@ -223,7 +254,7 @@ class Tier {
     const client = this.client
     const tracker = request.tracker
     const message = err && err.message ? err.message : String(err)
-    if (err && err.code === 'ERR_TRACKER_ERROR' && NOT_REGISTERED.test(message)) {
+    if (err.code === undefined && !(err instanceof TypeError) && NOT_REGISTERED.test(message)) {
       tracker.disabled = true
       client._warn(trackerWarning(err, tracker.url))
     } else if (err instanceof TypeError || err instanceof RangeError) {
@@ -243,9 +274,9 @@ class Tier {
   failed (job) {
     job.done = true
     this.job = null
-    const usable = this.trackers.filter((t) => !t.disabled)
-    if (usable.length > 0 && job.event !== 'stopped' && !this.client.destroyed) {
-      this.schedule(job.event, Math.min(...usable.map((t) => t.retryAt)) - this.client._clock.now())
+    const at = this.nextRetryAt()
+    if (at !== Infinity && job.event !== 'stopped' && !this.client.destroyed) {
+      this.schedule(job.event, at - this.client._clock.now())
     }
     this.client._settled()
   }
@@ -291,25 +322,26 @@ class Client extends EventEmitter {
     this._random = opts._random || Math.random
     this._minIntervalMs = msOption(opts.minInterval, 'opts.minInterval', backoff.MIN_INTERVAL_MS)
 
-    const params = { infoHash, peerId, port: opts.port, maxAttempts: DEFAULT_MAX_ATTEMPTS }
+    // UdpTracker's options for every request; numWant as bittorrent-tracker's default.
+    const trackerOpts = { port: opts.port, maxAttempts: DEFAULT_MAX_ATTEMPTS, numWant: DEFAULT_NUMWANT }
+    let userOptions = false
     for (const name of TRACKER_OPTIONS) {
-      if (opts[name] !== undefined && opts[name] !== null) params[name] = opts[name]
+      if (opts[name] !== undefined && opts[name] !== null) {
+        trackerOpts[name] = opts[name]
+        userOptions = true
+      }
     }
     // One announce key per torrent, the same for every tracker and announce.
-    if (params.key === undefined) params.key = randomInt(0, 2 ** 32)
-    this._params = params
-    this._firstWaitMs = 2 * (typeof params._timeout === 'number' ? params._timeout : DEFAULT_TIMEOUT_MS)
+    if (trackerOpts.key === undefined) trackerOpts.key = randomInt(0, 2 ** 32)
+    // The engine's checks: a bad option is a TypeError or RangeError naming it, from here.
+    if (userOptions) transport.checkOptions(peerId, infoHash, trackerOpts)
+    this._trackerOpts = trackerOpts
+    this._firstWaitMs = 2 * (typeof trackerOpts._timeout === 'number' ? trackerOpts._timeout : DEFAULT_TIMEOUT_MS)
 
     const { tiers, problems } = parseAnnounceList(opts.announce, {
       random: this._random,
       allTrackers: opts.announceToAllTrackers === true
     })
-    // The engine's checks of every option: an instance made and dropped here
-    // makes a bad one a TypeError or RangeError naming it, from this call.
-    if (TRACKER_OPTIONS.some((name) => opts[name] !== undefined && opts[name] !== null)) {
-      const { UdpTracker } = trackerApi()
-      new UdpTracker(peerId, infoHash, 'udp://127.0.0.1:1', params).destroy() // eslint-disable-line no-new
-    }
     this._tiers = tiers.map((urls) => new Tier(this, urls))
     this._scrapes = new Set() // AbortControllers of scrapes in flight
     this._onSettled = null
@@ -344,13 +376,12 @@ class Client extends EventEmitter {
     if (this.destroyed) return
     const wanted = opts && opts.infoHash !== undefined && opts.infoHash !== null ? opts.infoHash : this._infoHashBuffer
     const hashes = (Array.isArray(wanted) ? wanted : [wanted]).map((h, i) => idBytes(h, `opts.infoHash[${i}]`))
-    const { scrape } = trackerApi()
     for (const tier of this._tiers) {
       for (const tracker of tier.trackers) {
         if (tracker.disabled) continue
         const controller = new AbortController()
         this._scrapes.add(controller)
-        scrape(tracker.url, hashes, Object.assign({}, this._params, { signal: controller.signal })).then((result) => {
+        transport.scrape(tracker.url, hashes, this._trackerOpts, controller.signal).then((result) => {
           this._scrapes.delete(controller)
           if (this.destroyed) return
           for (const hash of hashes) {
@@ -400,7 +431,7 @@ class Client extends EventEmitter {
     for (const tier of this._tiers) {
       tier.clearTimer()
       const job = tier.job
-      if (job !== null && job.event === 'stopped' && job.requests.size > 0) {
+      if (job !== null && job.event === 'stopped' && job.requests.length > 0) {
         // No other tracker is tried; the requests out may finish.
         for (const request of job.requests) {
           if (request.firstWait !== null) this._clock.clearTimeout(request.firstWait)
@@ -425,18 +456,22 @@ class Client extends EventEmitter {
   }
 
   // bittorrent-tracker's _defaultAnnounceOpts, then the engine's names.
+  // bittorrent-tracker's _defaultAnnounceOpts, as { counters, trackerOpts }.
   _announceParams (opts) {
-    let o = Object.assign({}, opts)
-    if (this._getAnnounceOpts) o = Object.assign(o, this._getAnnounceOpts())
-    const params = {
+    let o = opts
+    if (this._getAnnounceOpts) o = Object.assign({}, opts, this._getAnnounceOpts())
+    else if (o === undefined || o === null) o = {}
+    const counters = {
       uploaded: counter(o.uploaded, 'opts.uploaded', 0),
       downloaded: counter(o.downloaded, 'opts.downloaded', 0),
       // Not given is "unknown" (2^64-1), as bittorrent-tracker sends; 0 means a seeder.
       left: counter(o.left, 'opts.left', U64_MAX)
     }
-    if (o.numwant !== undefined && o.numwant !== null) params.numWant = numwant(o.numwant, 'opts.numwant')
-    else if (this._params.numWant === undefined) params.numWant = DEFAULT_NUMWANT
-    return params
+    let trackerOpts = this._trackerOpts
+    if (o.numwant !== undefined && o.numwant !== null && o.numwant !== trackerOpts.numWant) {
+      trackerOpts = Object.assign({}, trackerOpts, { numWant: numwant(o.numwant, 'opts.numwant') })
+    }
+    return { counters, trackerOpts }
   }
 
   _announce (event, opts) {

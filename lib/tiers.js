@@ -17,12 +17,26 @@ function cleanUrl (entry) {
   return url
 }
 
+// Thousands of torrents share a few trackers: check each URL once.
+const checked = new Map()
+const CHECKED_KEPT = 1024
+
 /**
  * Why `url` cannot be announced to (bittorrent-tracker's warning texts), or
  * null when it is a udp:// URL with a host and a port from 1 to 65535.
  */
 function urlProblem (url) {
   if (url === null) return 'Invalid tracker URL: (not a string)'
+  let problem = checked.get(url)
+  if (problem === undefined) {
+    problem = urlProblemUncached(url)
+    if (checked.size >= CHECKED_KEPT) checked.clear()
+    checked.set(url, problem)
+  }
+  return problem
+}
+
+function urlProblemUncached (url) {
   let parsed
   try {
     // WHATWG URL leaves host and port of unknown schemes unparsed in some
