@@ -382,6 +382,27 @@ describe('Client: failures, backoff and intervals (fake clock)', () => {
     assert.ok(NOT_REGISTERED.test('unregistered torrent') && !NOT_REGISTERED.test('database is busy'))
   })
 
+  it('getAnnounceOpts() throwing at a periodic announce is an error event, not an exception', async (t) => {
+    const server = await serverFor(t)
+    const clock = fakeClock()
+    let calls = 0
+    const client = makeClient({
+      announce: server.url,
+      _clock: clock,
+      getAnnounceOpts () {
+        if (++calls > 1) throw new Error('counters unavailable')
+        return { left: 0 }
+      }
+    })
+    client.start()
+    await nextEvent(client, ['update'])
+    const failed = nextEvent(client, ['error'])
+    clock.fire()
+    const { value } = await failed
+    assert.equal(value.message, 'counters unavailable')
+    assert.equal(server.announces.length, 1)
+  })
+
   it('a timeout is transient: backoff, and a warning naming the tracker', async (t) => {
     const dead = await serverFor(t)
     dead.onConnect = () => null
@@ -441,5 +462,15 @@ describe('Client: destroy', () => {
     await new Promise((resolve) => client.destroy(resolve))
     await new Promise((resolve) => client.destroy(resolve))
     await sleep(200)
+  })
+})
+
+describe('Client: types', () => {
+  it('index.d.ts types the Client (tsc --noEmit on __test__/types/client/usage.ts)', () => {
+    const { spawnSync } = require('node:child_process')
+    const path = require('node:path')
+    const tsc = require.resolve('typescript/bin/tsc')
+    const run = spawnSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types', 'client', 'tsconfig.json')], { encoding: 'utf8' })
+    assert.equal(run.status, 0, `tsc failed:\n${run.stdout}${run.stderr}`)
   })
 })
