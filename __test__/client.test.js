@@ -12,7 +12,8 @@ const { randomBytes } = require('node:crypto')
 const { Client, scrape } = require('..')
 const { Client: ClientFromLib, NOT_REGISTERED } = require('../lib/client.js')
 const { RETRY_SCHEDULE_MS, RETRY_JITTER_MS, MIN_INTERVAL_MS, REANNOUNCE_JITTER } = require('../lib/backoff.js')
-const { startAquatic } = require('./helpers/aquatic.js')
+const { startAquatic, hasIpv6Loopback } = require('./helpers/aquatic.js')
+const UdpTracker = require('..')
 const { serverFor, nextEvent, errorReply, announceReply, sleep } = require('./helpers/script-server.js')
 
 const TRACKERS = 4
@@ -289,6 +290,64 @@ describe('Client: tiers (BEP 12)', () => {
     const { value: err } = await warning
     assert.equal(err.message, `database is busy (${failing.url})`)
     assert.equal(err.announce, failing.url)
+  })
+})
+
+describe('Client: many torrents', () => {
+  it('2,000 clients × 4 trackers announce at once: every one answered, over the shared engine', async () => {
+    const n = 2000
+    const urls = aquatic.map((a) => a.url)
+    let updates = 0
+    const warnings = []
+    let done
+    const all = new Promise((resolve) => { done = resolve })
+    for (let i = 0; i < n; i++) {
+      // A retransmission after 2 s should the kernel drop a datagram of the burst.
+      const client = makeClient({ announce: urls, _timeout: 1000, _random: Math.random })
+      client.on('update', () => { if (++updates === n * urls.length) done() })
+      client.on('warning', (err) => warnings.push(err.message))
+    }
+    for (const client of clients) client.start({ left: 0 })
+    const timer = setTimeout(done, 30000)
+    await all
+    clearTimeout(timer)
+    assert.deepEqual(warnings, [])
+    assert.equal(updates, n * urls.length)
+    assert.ok(UdpTracker.stats().sockets <= 2, 'one socket per address family for all of them')
+  })
+
+  it('re-announces of many torrents are spread over 5 % of the interval, not in lockstep', async (t) => {
+    const server = await serverFor(t)
+    server.onAnnounce = (req) => announceReply(req.transactionId, { interval: 1800 })
+    const clock = fakeClock()
+    const n = 200
+    let updates = 0
+    let done
+    const all = new Promise((resolve) => { done = resolve })
+    for (let i = 0; i < n; i++) {
+      const client = makeClient({ announce: server.url, _clock: clock, _random: Math.random })
+      client.on('update', () => { if (++updates === n) done() })
+      client.start()
+    }
+    await all
+    const delays = clock.pending().map((x) => x.ms)
+    assert.equal(delays.length, n)
+    assert.ok(delays.every((ms) => ms >= 1800e3 && ms <= 1890e3), 'within [interval, interval + 5 %]')
+    assert.ok(new Set(delays).size >= 50, `${new Set(delays).size} distinct re-announce times for ${n} torrents`)
+  })
+
+  it('an IPv6 tracker in a tier: its peers as "[v6]:port"', async (t) => {
+    if (!(await hasIpv6Loopback())) return t.skip('no ::1 on this machine')
+    const v6 = await startAquatic({ ipv6: true })
+    t.after(() => v6.stop())
+    const infoHash = randomBytes(20)
+    const first = makeClient({ announce: [[v6.url, aquatic[0].url]], infoHash })
+    first.start()
+    assert.equal((await nextEvent(first, ['update'])).value.announce, v6.url)
+    const second = makeClient({ announce: [[v6.url]], infoHash })
+    const peer = nextEvent(second, ['peer'])
+    second.start()
+    assert.equal((await peer).value, `[::1]:${first._port}`)
   })
 })
 
