@@ -216,7 +216,9 @@ class Tier {
     this.job = null
     if (job === null) return
     job.done = true
-    for (const request of job.requests.splice(0)) {
+    const requests = job.requests
+    while (requests.length > 0) {
+      const request = requests.pop()
       if (request.firstWait !== null) this.client._clock.clearTimeout(request.firstWait)
       request.firstWait = null
       request.handle.destroy()
