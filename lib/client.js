@@ -1,9 +1,10 @@
 'use strict'
 
 // A torrent's whole announce list, with bittorrent-tracker 11's Client API
-// (udp:// trackers only), on this package's promise API: BEP 12 tiers, a
-// per-tracker failure backoff, interval floors and jitter. Every Client of a
-// process shares the engine, its sockets, connection ids and DNS cache.
+// (udp:// trackers only), on this package's public API (lib/transport.js):
+// BEP 12 tiers, a per-tracker failure backoff, interval floors and jitter.
+// Every Client of a process shares the engine, its sockets, connection ids and
+// DNS look-ups.
 
 const { EventEmitter } = require('events')
 const { randomInt } = require('crypto')
@@ -131,7 +132,6 @@ class Tier {
     this.job = null
     this.timer = null
     this.timerEvent = null // what the timer announces when it fires
-    this.periodMs = 0 // the periodic re-announce period; 0 = none
     this.active = false // re-announcing periodically (after a success that was not `stopped`)
   }
 
@@ -238,13 +238,12 @@ class Tier {
     if (at > 0) this.trackers.unshift(...this.trackers.splice(at, 1))
     if (job.event === 'stopped') {
       this.active = false
-      this.periodMs = 0
     } else {
       // The tracker's interval is applied before `update` is emitted, so a
       // setInterval() called from an `update` listener wins.
       this.active = true
-      this.periodMs = backoff.trackerPeriod(result.interval, client._minIntervalMs)
-      this.schedule('none', backoff.reannounceDelay(this.periodMs, client._random))
+      const period = backoff.trackerPeriod(result.interval, client._minIntervalMs)
+      this.schedule('none', backoff.reannounceDelay(period, client._random))
     }
     client._emitAnnounce(tracker.url, result)
     client._settled()
@@ -284,7 +283,6 @@ class Tier {
   }
 
   setPeriod (ms) {
-    this.periodMs = ms
     // Only a tier waiting for its periodic announce moves: one backing off
     // keeps its retry time, one in flight gets the tracker's interval.
     if (!this.active || this.job !== null || (this.timer !== null && this.timerEvent !== 'none')) return
