@@ -145,3 +145,112 @@ declare class UdpTrackerClass extends EventEmitter {
 }
 
 export = UdpTrackerClass
+
+// ---------------------------------------------------------------------------
+// Client: bittorrent-tracker 11's Client API for udp:// trackers, with BEP 12
+// tiers (lib/client.js). Appended as one section; it merges into the namespace above.
+declare namespace UdpTrackerClass {
+  interface ClientOptions {
+    /** 20 bytes: a Buffer, a 40-character hex string, or a 20-character string (its bytes). */
+    infoHash: Buffer | Uint8Array | string
+    /** 20 bytes: a Buffer, a 40-character hex string, or a 20-character string (its bytes). */
+    peerId: Buffer | Uint8Array | string
+    /** A URL, a flat list (one tracker per tier: all announced to), or a list of tiers. */
+    announce: string | Array<string | string[]>
+    /** The port this client listens on for peers, 1–65535 (required, as bittorrent-tracker). */
+    port: number
+    /** Called before every announce; its fields override the counters given. */
+    getAnnounceOpts?: () => ClientAnnounceOptions
+    /** Announce to every tracker of every tier, not only the first that answers in each. */
+    announceToAllTrackers?: boolean
+    /** The shortest re-announce period a tracker's interval may ask for, in ms (default 60000). */
+    minInterval?: number
+    /** Base retransmission timeout in ms (default 15000); the next tracker of a tier is tried after 2 · _timeout. */
+    _timeout?: number
+    /** Sends per request phase, 1–8 (default 2 for a Client). */
+    maxAttempts?: number
+    /** Peers to ask for by default (default 50); `numwant` in an announce's options overrides it. */
+    numWant?: number
+    /** The announce key (u32). Default: random per Client, the same for all its trackers and announces. */
+    key?: number
+    ip?: string
+    family?: TrackerOptions['family']
+    strictSource?: boolean
+    connectionIdCache?: boolean
+    auth?: { user: string | Buffer, password: string | Buffer }
+    requestString?: string | Buffer
+  }
+
+  interface ClientAnnounceOptions {
+    uploaded?: number | bigint | string
+    downloaded?: number | bigint | string
+    /** Bytes left; not given is "unknown" (2^64−1); 0 means a seeder. */
+    left?: number | bigint | string
+    numwant?: number
+    [other: string]: unknown
+  }
+
+  interface ClientUpdate {
+    /** The tracker that answered. */
+    announce: string
+    /** Seeders. */
+    complete: number
+    /** Leechers. */
+    incomplete: number
+  }
+
+  interface ClientScrape {
+    announce: string
+    /** Lower-case hex. */
+    infoHash: string
+    complete: number
+    downloaded: number
+    incomplete: number
+  }
+
+  /** A failed announce or scrape: the message ends with ` (<tracker URL>)`. */
+  interface ClientWarning extends Error {
+    /** The tracker, when the warning is about one. */
+    announce?: string
+    code?: 'ERR_TRACKER_TIMEOUT' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_ERROR' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'
+  }
+
+  class Client extends EventEmitter {
+    constructor (opts: ClientOptions)
+    /** Lower-case hex. */
+    readonly infoHash: string
+    /** Hex. */
+    readonly peerId: string
+    destroyed: boolean
+    start (opts?: ClientAnnounceOptions): void
+    stop (opts?: ClientAnnounceOptions): void
+    complete (opts?: ClientAnnounceOptions): void
+    update (opts?: ClientAnnounceOptions): void
+    /** One `scrape` event per tracker and info hash. */
+    scrape (opts?: { infoHash?: string | Buffer | Uint8Array | Array<string | Buffer | Uint8Array> }): void
+    /** Re-announce every `intervalMs` (0: never; not given: 30 min) until a tracker's next answer. */
+    setInterval (intervalMs?: number): void
+    /** A `stopped` already sent may finish (≤ 1 s); then `cb`. No event follows. */
+    destroy (cb?: (err: null) => void): void
+
+    /** Scrapes one tracker without a Client of one's own; `data` is keyed by hex info hash for many. */
+    static scrape (
+      opts: { announce: string, infoHash: string | Buffer | Uint8Array | Array<string | Buffer | Uint8Array> } & Partial<ClientOptions>,
+      cb: (err: Error | null, data?: ClientScrape | Record<string, ClientScrape>) => void
+    ): Client
+
+    on (event: 'update', listener: (data: ClientUpdate) => void): this
+    on (event: 'peer', listener: (addr: string) => void): this
+    on (event: 'scrape', listener: (data: ClientScrape) => void): this
+    on (event: 'warning', listener: (err: ClientWarning) => void): this
+    on (event: 'error', listener: (err: Error) => void): this
+    on (event: string | symbol, listener: (...args: any[]) => void): this
+    once (event: 'update', listener: (data: ClientUpdate) => void): this
+    once (event: 'peer', listener: (addr: string) => void): this
+    once (event: 'scrape', listener: (data: ClientScrape) => void): this
+    once (event: 'warning', listener: (err: ClientWarning) => void): this
+    once (event: 'error', listener: (err: Error) => void): this
+    once (event: string | symbol, listener: (...args: any[]) => void): this
+  }
+}
+// ------------------------------------------------------------- end of Client

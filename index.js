@@ -671,3 +671,4 @@ module.exports.announce = announce
 module.exports.scrape = scrape
 module.exports.forgetConnectionIds = forgetConnectionIds
 module.exports.stats = stats
+module.exports.Client = require('./lib/client.js').Client

@@ -3,4 +3,4 @@ import UdpTracker from './index.js'
 
 export default UdpTracker
 export { UdpTracker }
-export const { announce, scrape, forgetConnectionIds, stats } = UdpTracker
+export const { announce, scrape, forgetConnectionIds, stats, Client } = UdpTracker
