@@ -106,7 +106,8 @@ async function expectRejects (fn, name, label) {
 
 // Values that are wrong for every kind of argument.
 const NOT_A_BUFFER = [undefined, null, 0, 20, 1.5, NaN, -1, true, {}, [], () => {}, Symbol('s'), 20n, new Uint16Array(10), new ArrayBuffer(20), new DataView(new ArrayBuffer(20))]
-const NOT_A_NUMBER = ['80', '', true, {}, [], () => {}, Symbol('s'), 80n, new Number(80)]
+// Strings of decimal digits are numbers (as 1.2.0 took them); these are not.
+const NOT_A_NUMBER = [' 80', '8e1', '0x50', '80.0', '+80', '1_000', '', true, {}, [], () => {}, Symbol('s'), 80n, new Number(80)]
 const BAD_INTEGERS = [-1, 1.5, NaN, Infinity, -Infinity, 1e308, Number.MAX_SAFE_INTEGER + 2]
 
 // ---------------------------------------------------------------------------
@@ -382,7 +383,8 @@ test('UdpTracker.announce(url, params, options): bad input returns a rejected pr
     [() => UdpTracker.announce(NOWHERE, params, { timeout: 0 }), 'options.timeout'],
     [() => UdpTracker.announce(NOWHERE, params, { timeout: -1 }), 'options.timeout'],
     [() => UdpTracker.announce(NOWHERE, params, { timeout: NaN }), 'options.timeout'],
-    [() => UdpTracker.announce(NOWHERE, params, { timeout: '100' }), 'options.timeout'],
+    [() => UdpTracker.announce(NOWHERE, params, { timeout: '1e2' }), 'options.timeout'],
+    [() => UdpTracker.announce(NOWHERE, params, { timeout: '0' }), 'options.timeout'],
     [() => UdpTracker.announce(NOWHERE, params, { timeout: 2 ** 31 }), 'options.timeout']
   ]
   for (const [fn, name] of cases) await expectRejects(fn, name, `${fn.toString().slice(6)}`)
