@@ -494,6 +494,23 @@ mod tests {
     }
 
     #[test]
+    fn the_layout_and_codes_js_reads_are_the_ones_used_here() {
+        let layout = start_layout();
+        assert_eq!(layout.announce_record as usize, ANNOUNCE_RECORD);
+        assert_eq!(layout.scrape_header as usize, START_HEADER);
+        assert_eq!(layout.skipped, u32::from(START_SKIPPED));
+        let codes = error_codes();
+        assert_eq!(
+            codes[error_code(&RequestError::Timeout { waited_ms: 1 }) as usize],
+            "ERR_TRACKER_TIMEOUT"
+        );
+        assert_eq!(
+            codes[error_code(&RequestError::Send(String::new())) as usize],
+            "ERR_SEND"
+        );
+    }
+
+    #[test]
     fn completions_are_flat_records() {
         use crate::proto::{AnnounceResponse, ScrapeResponse, ScrapeStats, TransactionId};
         let done = vec![
@@ -504,7 +521,10 @@ mod tests {
                     interval: 1800,
                     leechers: 2,
                     seeders: 3,
-                    peers: vec!["10.0.0.1:6881".parse().unwrap(), "[::1]:80".parse().unwrap()],
+                    peers: vec![
+                        "10.0.0.1:6881".parse().unwrap(),
+                        "[::1]:80".parse().unwrap(),
+                    ],
                 }),
             },
             Completion {
