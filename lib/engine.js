@@ -31,7 +31,8 @@ const pending = new Map() // request id -> its owner
 let keepAlive = null
 
 // The tick's requests, not yet handed to the engine.
-let batch = new Uint8Array(1 << 16)
+const BATCH_BYTES = 1 << 16
+let batch = new Uint8Array(BATCH_BYTES)
 let view = new DataView(batch.buffer)
 let batchLength = 0
 let batchTargets = [] // native targets, indexed by the records
@@ -235,6 +236,11 @@ function flush () {
     // every request of the tick fails with the reason.
     const message = err.message
     onFailure(ids, message)
+  }
+  // A burst grew the buffer: give the memory back rather than keep it.
+  if (batch.length > BATCH_BYTES) {
+    batch = new Uint8Array(BATCH_BYTES)
+    view = new DataView(batch.buffer)
   }
 }
 

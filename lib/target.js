@@ -13,6 +13,8 @@ const { LIMITS, checkRequestOptions } = require('./validate.js')
 // again, and holders keep their own reference.
 const TARGETS_KEPT = 1024
 const targets = new Map()
+// The last target handed out, with the URL and checked options it was for.
+let last = null
 
 /**
  * The target for `announceUrl` and the options in `opts` (their names are
@@ -22,6 +24,12 @@ function targetFor (announceUrl, opts, prefix) {
   const { host, bareHost, port, path } = parseAnnounceUrl(announceUrl)
   const o = checkRequestOptions(opts, prefix)
   const withExtensions = o.authUser !== undefined || o.requestString !== undefined
+  // Instances are mostly created in runs with the same URL and options.
+  if (!withExtensions && last !== null && last.url === announceUrl && last.family === o.family &&
+      last.timeoutMs === o.timeoutMs && last.maxAttempts === o.maxAttempts &&
+      last.strictSource === o.strictSource && last.reuseConnectionId === o.reuseConnectionId) {
+    return last.target
+  }
   // Targets with libtorrent's extensions are not shared: the key would have
   // to hold the password. Every field but the last has no spaces.
   const key = withExtensions
@@ -53,6 +61,7 @@ function targetFor (announceUrl, opts, prefix) {
       targets.set(key, target)
     }
   }
+  if (!withExtensions) last = { url: announceUrl, ...o, target }
   return target
 }
 

@@ -70,7 +70,7 @@ UdpTracker.prototype.announce = function announce (event, opts) {
     this._emitLater('error', 'unknown event')
     return
   }
-  this._last_opts = Object.assign({}, options, { event: code })
+  this._last_opts = { ...options, event: code }
   this._lastCounters = counters
   if (this._in_interval) {
     this._queuedEvent = code
@@ -140,17 +140,21 @@ UdpTracker.prototype._onAnnounced = function _onAnnounced (message, update) {
   // A successful 'stopped' ends the announcing: 1.2.0 repeated it forever.
   if (this._sentEvent !== EVENTS.stopped) {
     this._in_interval = true
-    const timer = setTimeout(() => this._onIntervalEnd(timer), Math.min(update.interval * 1000, LIMITS.longestTimerMs))
+    const timer = setTimeout(onIntervalEnd, Math.min(update.interval * 1000, LIMITS.longestTimerMs), this)
     timer.unref()
     this._announce_intervals_timeout.push(timer)
   }
   this.emit('update', update)
 }
 
-UdpTracker.prototype._onIntervalEnd = function _onIntervalEnd (timer) {
-  const timers = this._announce_intervals_timeout
-  const at = timers.indexOf(timer)
-  if (at !== -1) timers.splice(at, 1)
+function onIntervalEnd (tracker) {
+  tracker._onIntervalEnd()
+}
+
+UdpTracker.prototype._onIntervalEnd = function _onIntervalEnd () {
+  // The timer that fired is the last one added: no other is added while it
+  // runs (the instance does not announce during its interval).
+  this._announce_intervals_timeout.pop()
   if (this.destroyed) return
   this._in_interval = false
   // Periodic announces are event 0 (none) unless the user queued one.
