@@ -71,7 +71,7 @@ test('scripts/soak.js --instances 20000 exits 0 on its own with flat fds and act
 })
 
 // Long: about 8 minutes each. The engine remembers finished transaction ids
-// for 300 s (to recognise late replies); past that, memory must level off
+// for 120 s (RETIRED_TID_TTL, to recognise late replies); past that, memory must level off
 // whether or not any request ever needed a retransmission.
 const LONG = process.env.SOAK_LONG ? false : 'set SOAK_LONG=1 to run (about 8 minutes)'
 for (const [label, kinds] of [['with some requests retransmitting', '0,1,2,3,4,5'], ['with every request answered at once (no retransmission timer ever fires)', '0,1,3,4,5']]) {
@@ -82,7 +82,7 @@ for (const [label, kinds] of [['with some requests retransmitting', '0,1,2,3,4,5
     const summary = lastJsonLine(result.stdout, result.stderr)
     t.diagnostic(`rss MB ${JSON.stringify(summary.rssMb)}, baseline batch ${summary.rssBaselineBatch}, ${summary.durationMs} ms`)
     assert.deepEqual(summary.failures, [],
-      `LEAK: memory keeps growing after the 300 s memory of finished transaction ids is full (${label}). ` +
+      `LEAK: memory keeps growing after the 120 s memory of finished transaction ids is full (${label}). ` +
       'Session.retired (and the connection-id cache) are pruned only in handle_timeout, which runs only when a ' +
       `retransmission timer fires.\n${result.stdout.slice(-4000)}`)
   })

@@ -3,7 +3,7 @@
 //! - [`proto`]: the sans-IO wire codec;
 //! - [`session`]: the request state machine, driven by a clock passed in;
 //! - `driver`: the tokio thread with the sockets;
-//! - `binding`: the napi surface that `index.js` wraps.
+//! - `binding`: the napi surface that `lib/` (the JS side) wraps.
 #![deny(clippy::all)]
 
 mod binding;
