@@ -16,6 +16,10 @@ const {
 // request was out; every instance now shares the engine's sockets.
 const SHARED_SOCKET = Object.freeze({ shared: true })
 const NO_COUNTERS = Object.freeze({ downloaded: 0, left: 0, uploaded: 0 })
+// 1.2.0's timer arrays start as this shared empty array (an instance has no
+// timer until its first update; `_udpTimmers` stays empty: the
+// retransmission timers are in Rust).
+const NO_TIMERS = Object.freeze([])
 
 // Each instance reuses connection ids only among its own requests (and
 // requests started together): its scope, never 0 (0 is the promise API's).
@@ -40,8 +44,8 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   // 1.2.0's fields, with their meaning.
   this._in_interval = false
   this._last_opts = null
-  this._announce_intervals_timeout = []
-  this._udpTimmers = []
+  this._announce_intervals_timeout = NO_TIMERS
+  this._udpTimmers = NO_TIMERS
   this._socket = null
   this.destoryed = false
   this.destroyed = false
@@ -97,8 +101,8 @@ UdpTracker.prototype.destroy = function destroy () {
   this._announceId = 0
   this._scrapeId = 0
   for (const timer of this._announce_intervals_timeout) clearTimeout(timer)
-  this._announce_intervals_timeout = []
-  this._udpTimmers = []
+  this._announce_intervals_timeout = NO_TIMERS
+  this._udpTimmers = NO_TIMERS
   this._socket = null
   this._in_interval = false
 }
@@ -142,7 +146,8 @@ UdpTracker.prototype._onAnnounced = function _onAnnounced (message, update) {
     this._in_interval = true
     const timer = setTimeout(onIntervalEnd, Math.min(update.interval * 1000, LIMITS.longestTimerMs), this)
     timer.unref()
-    this._announce_intervals_timeout.push(timer)
+    if (this._announce_intervals_timeout === NO_TIMERS) this._announce_intervals_timeout = [timer]
+    else this._announce_intervals_timeout.push(timer)
   }
   this.emit('update', update)
 }
@@ -154,7 +159,9 @@ function onIntervalEnd (tracker) {
 UdpTracker.prototype._onIntervalEnd = function _onIntervalEnd () {
   // The timer that fired is the last one added: no other is added while it
   // runs (the instance does not announce during its interval).
-  this._announce_intervals_timeout.pop()
+  const timers = this._announce_intervals_timeout
+  if (timers.length === 1) this._announce_intervals_timeout = NO_TIMERS
+  else timers.pop()
   if (this.destroyed) return
   this._in_interval = false
   // Periodic announces are event 0 (none) unless the user queued one.
