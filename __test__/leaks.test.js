@@ -5,40 +5,13 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
+const { runNode } = require('./helpers/child.js')
 
 const PACKAGE = path.join(__dirname, '..')
 const SOAK = path.join(PACKAGE, 'scripts', 'soak.js')
 const HELPERS = path.join(__dirname, 'helpers', 'script-server.js')
 
-/**
- * Runs node with `args`; resolves with { code, signal, stdout, stderr, ms }.
- * Kills the child after `limitMs` (the result then has killed: true).
- */
-function run (t, args, { limitMs = 30000, env = {} } = {}) {
-  const started = Date.now()
-  const child = spawn(process.execPath, args, {
-    cwd: PACKAGE,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += d })
-  child.stderr.on('data', (d) => { stderr += d })
-  let killed = false
-  const timer = setTimeout(() => { killed = true; child.kill('SIGKILL') }, limitMs)
-  t.after(() => {
-    clearTimeout(timer)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr, killed, ms: Date.now() - started })
-    })
-  })
-}
+const run = runNode
 
 function lastJsonLine (text, stderr = '') {
   const lines = text.trim().split('\n').filter((l) => l.startsWith('{'))
