@@ -221,27 +221,26 @@ function cancel (id) {
 
 function flush () {
   flushScheduled = false
-  const records = batch.subarray(0, batchLength)
-  const targets = batchTargets
-  const ids = [...queued.keys()]
+  let failed = null
+  if (queued.size > 0) {
+    try {
+      getEngine().start(batch.subarray(0, batchLength), batchTargets)
+    } catch (err) {
+      // Only when the engine cannot take requests at all (its thread is
+      // gone): every request of the tick fails with the reason.
+      failed = { ids: [...queued.keys()], message: err.message }
+    }
+  }
   batchLength = 0
   batchTargets = []
   batchTargetIndex.clear()
   queued.clear()
-  if (ids.length === 0) return
-  try {
-    getEngine().start(records, targets)
-  } catch (err) {
-    // Only when the engine cannot take requests at all (its thread is gone):
-    // every request of the tick fails with the reason.
-    const message = err.message
-    onFailure(ids, message)
-  }
   // A burst grew the buffer: give the memory back rather than keep it.
   if (batch.length > BATCH_BYTES) {
     batch = new Uint8Array(BATCH_BYTES)
     view = new DataView(batch.buffer)
   }
+  if (failed !== null) onFailure(failed.ids, failed.message)
 }
 
 function onFailure (ids, message) {
