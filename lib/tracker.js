@@ -7,6 +7,7 @@
 
 const { EventEmitter } = require('events')
 const engine = require('./engine.js')
+const intervals = require('./intervals.js')
 const { targetFor } = require('./target.js')
 const {
   LIMITS, EVENTS, toTwentyBytes, checkOptions, checkCounters, checkEvent, checkAnnounceFields
@@ -17,7 +18,7 @@ const {
 const SHARED_SOCKET = Object.freeze({ shared: true })
 const NO_COUNTERS = Object.freeze({ downloaded: 0, left: 0, uploaded: 0 })
 // 1.2.0's timer arrays start as this shared empty array (an instance has no
-// timer until its first update; `_udpTimmers` stays empty: the
+// timer until user code asks for one; `_udpTimmers` stays empty: the
 // retransmission timers are in Rust).
 const NO_TIMERS = Object.freeze([])
 
@@ -44,11 +45,16 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   // 1.2.0's fields, with their meaning.
   this._in_interval = false
   this._last_opts = null
-  this._announce_intervals_timeout = NO_TIMERS
   this._udpTimmers = NO_TIMERS
   this._socket = null
   this.destoryed = false
   this.destroyed = false
+
+  // The interval's end: scheduled in lib/intervals.js, or a Node timer of
+  // its own once user code has read `_announce_intervals_timeout`.
+  this._intervalQueue = null
+  this._intervalIndex = 0
+  this._intervalTimers = NO_TIMERS
 
   this._announceId = 0
   this._scrapeId = 0
@@ -59,6 +65,35 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
 
 Object.setPrototypeOf(UdpTracker.prototype, EventEmitter.prototype)
 Object.setPrototypeOf(UdpTracker, EventEmitter)
+
+// 1.2.0's array of interval timers. Reading it turns the scheduled interval
+// end into a real Node timer, so that `clearTimeout` on its entries stops the
+// re-announce, as in 1.2.0.
+Object.defineProperty(UdpTracker.prototype, '_announce_intervals_timeout', {
+  get () {
+    const timer = intervals.materialize(this, onTimerEnd)
+    if (timer !== null) {
+      if (this._intervalTimers === NO_TIMERS) this._intervalTimers = [timer]
+      else this._intervalTimers.push(timer)
+    }
+    return this._intervalTimers
+  },
+  set (timers) {
+    void this._announce_intervals_timeout // a scheduled end keeps running, as a timer
+    this._intervalTimers = timers
+  },
+  enumerable: true,
+  configurable: true
+})
+
+function onTimerEnd (tracker) {
+  // The timer that fired is the last one added: no other is added while it
+  // runs (the instance does not announce during its interval).
+  const timers = tracker._intervalTimers
+  if (timers.length === 1) tracker._intervalTimers = NO_TIMERS
+  else timers.pop()
+  tracker._onIntervalEnd()
+}
 
 /**
  * Announces `event` (0 none, 1 completed, 2 started, 3 stopped) with the
@@ -100,8 +135,9 @@ UdpTracker.prototype.destroy = function destroy () {
   engine.cancel(this._scrapeId)
   this._announceId = 0
   this._scrapeId = 0
-  for (const timer of this._announce_intervals_timeout) clearTimeout(timer)
-  this._announce_intervals_timeout = NO_TIMERS
+  intervals.cancel(this)
+  for (const timer of this._intervalTimers) clearTimeout(timer)
+  this._intervalTimers = NO_TIMERS
   this._udpTimmers = NO_TIMERS
   this._socket = null
   this._in_interval = false
@@ -144,24 +180,12 @@ UdpTracker.prototype._onAnnounced = function _onAnnounced (message, update) {
   // A successful 'stopped' ends the announcing: 1.2.0 repeated it forever.
   if (this._sentEvent !== EVENTS.stopped) {
     this._in_interval = true
-    const timer = setTimeout(onIntervalEnd, Math.min(update.interval * 1000, LIMITS.longestTimerMs), this)
-    timer.unref()
-    if (this._announce_intervals_timeout === NO_TIMERS) this._announce_intervals_timeout = [timer]
-    else this._announce_intervals_timeout.push(timer)
+    intervals.schedule(this, Math.min(update.interval * 1000, LIMITS.longestTimerMs))
   }
   this.emit('update', update)
 }
 
-function onIntervalEnd (tracker) {
-  tracker._onIntervalEnd()
-}
-
 UdpTracker.prototype._onIntervalEnd = function _onIntervalEnd () {
-  // The timer that fired is the last one added: no other is added while it
-  // runs (the instance does not announce during its interval).
-  const timers = this._announce_intervals_timeout
-  if (timers.length === 1) this._announce_intervals_timeout = NO_TIMERS
-  else timers.pop()
   if (this.destroyed) return
   this._in_interval = false
   // Periodic announces are event 0 (none) unless the user queued one.

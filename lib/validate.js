@@ -204,8 +204,25 @@ function checkAnnounceFields (opts, prefix) {
   }
 }
 
+// The request options when none is given (most instances).
+const DEFAULT_REQUEST_OPTIONS = Object.freeze({
+  family: 0,
+  timeoutMs: LIMITS.defaultTimeoutMs,
+  maxAttempts: LIMITS.maxAttempts,
+  strictSource: true,
+  reuseConnectionId: true,
+  authUser: undefined,
+  authPassword: undefined,
+  requestString: undefined
+})
+
 /** The request options that define a target, checked (see lib/target.js). */
 function checkRequestOptions (opts, prefix) {
+  if (opts.family === undefined && opts._timeout === undefined && opts.maxAttempts === undefined &&
+      opts.strictSource === undefined && opts.connectionIdCache === undefined && opts.auth === undefined &&
+      opts.requestString === undefined) {
+    return DEFAULT_REQUEST_OPTIONS
+  }
   return {
     family: checkFamily(opts.family, `${prefix}.family`),
     timeoutMs: checkTimeout(opts._timeout, `${prefix}._timeout`),
