@@ -15,10 +15,9 @@
 const native = require('./native.js')
 const { LIMITS } = require('./validate.js')
 
+// The byte layout of a start record (src/binding.rs defines it).
 const LAYOUT = native.startLayout()
 const ERROR_CODES = native.errorCodes()
-const START_ANNOUNCE = 0
-const START_SCRAPE = 1
 const DONE_ANNOUNCED = 0
 const DONE_SCRAPED = 1
 const DONE_FAILED = 2
@@ -150,10 +149,10 @@ function header (owner, kind, count, scope, target, bytes) {
     batchTargetIndex.set(target.native, index)
   }
   batch[at] = kind
-  view.setUint16(at + 2, count, true)
-  view.setUint32(at + 4, id, true)
-  view.setUint32(at + 8, scope, true)
-  view.setUint32(at + 12, index, true)
+  view.setUint16(at + LAYOUT.count, count, true)
+  view.setUint32(at + LAYOUT.id, id, true)
+  view.setUint32(at + LAYOUT.scope, scope, true)
+  view.setUint32(at + LAYOUT.target, index, true)
   pending.set(id, owner)
   queued.set(id, at)
   if (!flushScheduled) {
@@ -180,24 +179,24 @@ function writeCounter (at, value) {
  * left, uploaded }, all checked.
  */
 function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters, event) {
-  const id = header(owner, START_ANNOUNCE, fields.port, scope, target, LAYOUT.announceRecord)
+  const id = header(owner, LAYOUT.announce, fields.port, scope, target, LAYOUT.announceRecord)
   const at = batchLength - LAYOUT.announceRecord
-  batch[at + 1] = event
-  view.setUint32(at + 16, fields.key, true)
-  view.setInt32(at + 20, fields.numWant, true)
-  view.setUint32(at + 24, fields.ip, true)
-  writeCounter(at + 28, counters.downloaded)
-  writeCounter(at + 36, counters.left)
-  writeCounter(at + 44, counters.uploaded)
-  batch.set(infoHash, at + 52)
-  batch.set(peerId, at + 72)
+  batch[at + LAYOUT.event] = event
+  view.setUint32(at + LAYOUT.key, fields.key, true)
+  view.setInt32(at + LAYOUT.numWant, fields.numWant, true)
+  view.setUint32(at + LAYOUT.ip, fields.ip, true)
+  writeCounter(at + LAYOUT.counters, counters.downloaded)
+  writeCounter(at + LAYOUT.counters + 8, counters.left)
+  writeCounter(at + LAYOUT.counters + 16, counters.uploaded)
+  batch.set(infoHash, at + LAYOUT.infoHash)
+  batch.set(peerId, at + LAYOUT.peerId)
   return id
 }
 
 /** Starts a scrape of `hashes` (20-byte Buffers, at most one packet's worth) for `owner`; returns its id. */
 function startScrape (owner, target, scope, hashes) {
   const bytes = LAYOUT.scrapeHeader + 20 * hashes.length
-  const id = header(owner, START_SCRAPE, hashes.length, scope, target, bytes)
+  const id = header(owner, LAYOUT.scrape, hashes.length, scope, target, bytes)
   let at = batchLength - bytes + LAYOUT.scrapeHeader
   for (const hash of hashes) {
     batch.set(hash, at)

@@ -137,19 +137,48 @@ const START_SCRAPE: u8 = 1;
 /// A request cancelled before its tick ended: never started.
 const START_SKIPPED: u8 = 2;
 
-/// The record layout, for `lib/engine.js` (which writes it).
+/// The record layout, for `lib/engine.js` (which writes it): defined here only.
 #[napi(object)]
 pub struct StartLayout {
+    pub event: u32,
+    pub count: u32,
+    pub id: u32,
+    pub scope: u32,
+    pub target: u32,
+    pub key: u32,
+    pub num_want: u32,
+    pub ip: u32,
+    pub counters: u32,
+    pub info_hash: u32,
+    pub peer_id: u32,
     pub announce_record: u32,
     pub scrape_header: u32,
+    pub announce: u32,
+    pub scrape: u32,
     pub skipped: u32,
 }
 
 #[napi]
 pub fn start_layout() -> StartLayout {
+    // Every offset is below 256: the casts are exact.
+    #[allow(clippy::cast_possible_truncation)]
+    let at = |offset: usize| offset as u32;
     StartLayout {
-        announce_record: ANNOUNCE_RECORD as u32,
-        scrape_header: START_HEADER as u32,
+        event: at(START_EVENT),
+        count: at(START_COUNT),
+        id: at(START_ID),
+        scope: at(START_SCOPE),
+        target: at(START_TARGET),
+        key: at(ANNOUNCE_KEY),
+        num_want: at(ANNOUNCE_NUM_WANT),
+        ip: at(ANNOUNCE_IP),
+        counters: at(ANNOUNCE_COUNTERS),
+        info_hash: at(ANNOUNCE_INFO_HASH),
+        peer_id: at(ANNOUNCE_PEER_ID),
+        announce_record: at(ANNOUNCE_RECORD),
+        scrape_header: at(START_HEADER),
+        announce: u32::from(START_ANNOUNCE),
+        scrape: u32::from(START_SCRAPE),
         skipped: u32::from(START_SKIPPED),
     }
 }
@@ -496,6 +525,7 @@ mod tests {
     #[test]
     fn the_layout_and_codes_js_reads_are_the_ones_used_here() {
         let layout = start_layout();
+        assert_eq!(layout.peer_id as usize + 20, ANNOUNCE_RECORD);
         assert_eq!(layout.announce_record as usize, ANNOUNCE_RECORD);
         assert_eq!(layout.scrape_header as usize, START_HEADER);
         assert_eq!(layout.skipped, u32::from(START_SKIPPED));
