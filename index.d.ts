@@ -138,6 +138,9 @@ interface UdpTrackerEvents {
   scrape: [result: UdpTrackerClass.ScrapeResult]
   /** The 1.2.0 error strings: see the README. */
   error: [message: string]
+  /** EventEmitter's own events. */
+  newListener: [event: string | symbol, listener: (...args: any[]) => void]
+  removeListener: [event: string | symbol, listener: (...args: any[]) => void]
 }
 
 declare class UdpTrackerClass extends EventEmitter {

@@ -24,6 +24,7 @@ tracker.on('update', (u) => {
 })
 tracker.once('error', (message) => { const s: string = message; void s })
 tracker.on('scrape', (r) => { const c: number = r.complete + r.downloaded + r.incomplete; void c })
+tracker.on('newListener', (name) => { void name })
 tracker.announce(2, { downloaded: 0, left: 10n, uploaded: 0 })
 tracker.announce('stopped')
 tracker.scrape()
