@@ -1,13 +1,16 @@
 /// <reference types="node" />
 import { EventEmitter } from 'events'
 
+// One declaration per option: the class's options (TrackerOptions) are the
+// request options (RequestOptions) plus the announce fields; the promise
+// API's params and the module-level scrape's options are built from them.
+
 declare namespace UdpTrackerClass {
   /** 0 none, 1 completed, 2 started, 3 stopped (BEP 15); names are accepted too. */
-  type AnnounceEvent = 0 | 1 | 2 | 3 | 'none' | 'completed' | 'started' | 'stopped'
+  export type AnnounceEvent = 0 | 1 | 2 | 3 | 'none' | 'completed' | 'started' | 'stopped'
 
-  interface TrackerOptions {
-    /** The port this client listens on for peers, sent in every announce. 0–65535, default 0. */
-    port?: number
+  /** Where and how requests go: every option that applies to announces and scrapes alike. */
+  export interface RequestOptions {
     /**
      * Base retransmission timeout in milliseconds (default 15000). With no reply,
      * the k-th wait is `_timeout · 2^k` (k = 1, 2, …), as 1.2.0 did.
@@ -15,39 +18,70 @@ declare namespace UdpTrackerClass {
     _timeout?: number
     /** Sends per request phase before giving up, 1–8 (default 8). */
     maxAttempts?: number
+    /** Which address family to use for a host name: 4, 6 or 'auto' (IPv4 when the name has one). */
+    family?: 4 | 6 | 'ipv4' | 'ipv6' | 'IPv4' | 'IPv6' | 'auto'
+    /** Accept replies only from the tracker's address (default true). */
+    strictSource?: boolean
+    /**
+     * Reuse connection ids (default true): an instance reuses the ids its own
+     * requests obtained, the promise API the ids of any earlier call. `false`
+     * connects before every request, as 1.2.0 did.
+     */
+    connectionIdCache?: boolean
+    /** libtorrent's authentication extension (off by default). */
+    auth?: { user: string | Uint8Array, password: string | Uint8Array }
+    /** libtorrent's request-string extension, at most 255 bytes (off by default). */
+    requestString?: string | Uint8Array
+  }
+
+  export interface TrackerOptions extends RequestOptions {
+    /** The port this client listens on for peers, sent in every announce. 0–65535, default 0. */
+    port?: number
     /** Peers to ask for: −1 (the tracker's default) up to 2^31−1. Default 50. */
     numWant?: number
     /** The announce key (u32). Default: random per instance, the same for all its announces. */
     key?: number
-    /** The IPv4 address to announce instead of the datagram's source. Default: none (0). */
+    /** The IPv4 address to announce instead of the datagram's source. Default: none. */
     ip?: string
-    /** Which address family to use for a host name: 4, 6 or 'auto' (IPv4 when the name has one). */
-    family?: 4 | 6 | 'ipv4' | 'ipv6' | 'auto'
-    /** Accept replies only from the tracker's address (default true). */
-    strictSource?: boolean
-    /**
-     * Reuse a tracker's connection id for up to 60 s across instances (default
-     * true). `false` makes every request of this instance connect first, as 1.2.0 did.
-     */
-    connectionIdCache?: boolean
   }
 
-  interface AnnounceOptions {
+  export interface AnnounceOptions {
     downloaded?: number | bigint
     left?: number | bigint
     uploaded?: number | bigint
   }
 
-  interface Update {
+  /** The promise `announce`'s params: what the class takes in its constructor and `announce`. */
+  export interface AnnounceParams extends TrackerOptions, AnnounceOptions {
+    /** 20 bytes: a Buffer or a 40-character hex string. */
+    infoHash: Buffer | Uint8Array | string
+    /** 20 bytes: a Buffer or a string. */
+    peerId: Buffer | Uint8Array | string
+    /** Default 'none'. */
+    event?: AnnounceEvent
+  }
+
+  /** The module-level `scrape`'s options. */
+  export type ScrapeOptions = Omit<RequestOptions, 'auth' | 'requestString'> & CallOptions
+
+  /** How long a promise-API call may take. */
+  export interface CallOptions {
+    /** Aborts the call: it rejects with `ERR_ABORTED`. */
+    signal?: AbortSignal
+    /** A limit in ms on the whole call: it rejects with `ERR_TRACKER_TIMEOUT`. */
+    timeout?: number
+  }
+
+  export interface Update {
     leechers: number
     seeds: number
     /** `'a.b.c.d:port'`, or `'[v6 address]:port'` for a tracker reached over IPv6. */
     peers: string[]
-    /** Seconds until the next regular announce (the client waits this long). */
+    /** Seconds until the next regular announce (the client waits this long; 1800 when the tracker said 0). */
     interval: number
   }
 
-  interface ScrapeResult {
+  export interface ScrapeResult {
     /** Seeders. */
     complete: number
     /** Times the torrent was completed. */
@@ -56,7 +90,7 @@ declare namespace UdpTrackerClass {
     incomplete: number
   }
 
-  interface Stats {
+  export interface Stats {
     sent: number
     received: number
     droppedShort: number
@@ -70,34 +104,43 @@ declare namespace UdpTrackerClass {
     cachedConnectionIds: number
   }
 
-  interface ScrapeOptions {
-    _timeout?: number
-    maxAttempts?: number
-    family?: TrackerOptions['family']
-    strictSource?: boolean
-    connectionIdCache?: boolean
+  export type ErrorCode = 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'
+
+  /** A rejection of the promise API: the 1.2.0 text and a stable code. */
+  export interface TrackerError extends Error {
+    code: ErrorCode
   }
 
-  /** An error from the module-level `scrape`: the 1.2.0 text and a stable code. */
-  interface TrackerError extends Error {
-    code: 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND'
-  }
+  /** Announces once; rejects with a `TrackerError`, or a TypeError/RangeError for bad arguments. */
+  export function announce (announceUrl: string, params: AnnounceParams, options?: CallOptions): Promise<Update>
 
   /** Scrapes many info hashes (Buffers or hex strings) of one tracker; keys are lower-case hex. */
-  function scrape (
+  export function scrape (
     announceUrl: string,
     infoHashes: Array<Buffer | Uint8Array | string>,
     opts?: ScrapeOptions
   ): Promise<Record<string, ScrapeResult>>
 
   /** Forgets every cached connection id: the next request to each tracker connects first. */
-  function forgetConnectionIds (): void
+  export function forgetConnectionIds (): void
 
   /** Counters of the shared engine. */
-  function stats (): Stats
+  export function stats (): Stats
 
   /** The class itself, for `const { UdpTracker } = require('bittorrent-udp-tracker')`. */
-  const UdpTracker: typeof UdpTrackerClass
+  export const UdpTracker: typeof UdpTrackerClass
+  /** The class itself, for `import UdpTracker from 'bittorrent-udp-tracker'` from CommonJS-compiled code. */
+  export { UdpTrackerClass as default }
+}
+
+interface UdpTrackerEvents {
+  update: [update: UdpTrackerClass.Update]
+  scrape: [result: UdpTrackerClass.ScrapeResult]
+  /** The 1.2.0 error strings: see the README. */
+  error: [message: string]
+  /** EventEmitter's own events. */
+  newListener: [event: string | symbol, listener: (...args: any[]) => void]
+  removeListener: [event: string | symbol, listener: (...args: any[]) => void]
 }
 
 declare class UdpTrackerClass extends EventEmitter {
@@ -116,7 +159,9 @@ declare class UdpTrackerClass extends EventEmitter {
   readonly peerId: Buffer
   readonly infoHash: Buffer
   readonly announceUrl: string
+  readonly opts: UdpTrackerClass.TrackerOptions
   readonly port: number
+  readonly _timeout: number
   destroyed: boolean
   /** 1.2.0's spelling. */
   destoryed: boolean
@@ -133,15 +178,14 @@ declare class UdpTrackerClass extends EventEmitter {
   /** 1.2.0's spelling of `destroy`. */
   destory (): void
 
-  on (event: 'update', listener: (update: UdpTrackerClass.Update) => void): this
-  on (event: 'scrape', listener: (result: UdpTrackerClass.ScrapeResult) => void): this
-  /** The 1.2.0 error strings: see the README. */
-  on (event: 'error', listener: (message: string) => void): this
-  on (event: string | symbol, listener: (...args: any[]) => void): this
-  once (event: 'update', listener: (update: UdpTrackerClass.Update) => void): this
-  once (event: 'scrape', listener: (result: UdpTrackerClass.ScrapeResult) => void): this
-  once (event: 'error', listener: (message: string) => void): this
-  once (event: string | symbol, listener: (...args: any[]) => void): this
+  on<E extends keyof UdpTrackerEvents> (event: E, listener: (...args: UdpTrackerEvents[E]) => void): this
+  once<E extends keyof UdpTrackerEvents> (event: E, listener: (...args: UdpTrackerEvents[E]) => void): this
+  off<E extends keyof UdpTrackerEvents> (event: E, listener: (...args: UdpTrackerEvents[E]) => void): this
+  addListener<E extends keyof UdpTrackerEvents> (event: E, listener: (...args: UdpTrackerEvents[E]) => void): this
+  removeListener<E extends keyof UdpTrackerEvents> (event: E, listener: (...args: UdpTrackerEvents[E]) => void): this
+  prependListener<E extends keyof UdpTrackerEvents> (event: E, listener: (...args: UdpTrackerEvents[E]) => void): this
+  prependOnceListener<E extends keyof UdpTrackerEvents> (event: E, listener: (...args: UdpTrackerEvents[E]) => void): this
+  emit<E extends keyof UdpTrackerEvents> (event: E, ...args: UdpTrackerEvents[E]): boolean
 }
 
 export = UdpTrackerClass

@@ -1,6 +1,6 @@
 'use strict'
-// The constructor, argument checks, what the options put on the wire, and
-// destroy semantics of the 1.2.0-compatible UdpTracker class.
+// The constructor, what the options put on the wire, and destroy semantics
+// of the 1.2.0-compatible UdpTracker class. Bad arguments: bad-input.test.js.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -48,10 +48,6 @@ test('UdpTracker.UdpTracker and UdpTracker.default are UdpTracker itself', () =>
   assert.equal(UdpTracker.default, UdpTracker)
 })
 
-test('calling UdpTracker without new throws a TypeError', () => {
-  assert.throws(() => UdpTracker(PEER_ID, INFO_HASH, NOWHERE), TypeError)
-})
-
 test('an instance is an EventEmitter with the 1.2.0 fields', (t) => {
   const tracker = trackerFor(t, NOWHERE, { port: 1234 })
   assert.ok(tracker instanceof EventEmitter)
@@ -80,53 +76,11 @@ test('peerId may be a 20-byte Buffer, Uint8Array or a 20-byte string', (t) => {
   assert.deepEqual(fromUint8.peerId, Buffer.alloc(20, 7))
 })
 
-test('a peerId that is not 20 bytes is a TypeError naming peerId', () => {
-  const bad = [
-    Buffer.alloc(19),
-    Buffer.alloc(21),
-    'ABCDEFGHIJKLMNOPQRS', // 19 characters
-    'ABCDEFGHIJKLMNOPQRSTU', // 21 characters
-    '\u00e9BCDEFGHIJKLMNOPQRST', // 20 characters, 21 UTF-8 bytes
-    12345678901234567890,
-    undefined,
-    null,
-    {}
-  ]
-  for (const peerId of bad) {
-    assert.throws(() => new UdpTracker(peerId, INFO_HASH, NOWHERE), (err) => {
-      assert.ok(err instanceof TypeError, `peerId ${String(peerId)}: expected a TypeError, got ${err}`)
-      assert.match(err.message, /peerId/)
-      return true
-    })
-  }
-})
-
 test('infoHash may be a 20-byte Buffer or a 40-character hex string (either case)', (t) => {
   const hex = '0123456789abcdef0123456789abcdef01234567'
   assert.deepEqual(trackerFor(t, NOWHERE, {}, PEER_ID, hex).infoHash, Buffer.from(hex, 'hex'))
   assert.deepEqual(trackerFor(t, NOWHERE, {}, PEER_ID, hex.toUpperCase()).infoHash, Buffer.from(hex, 'hex'))
   assert.deepEqual(trackerFor(t, NOWHERE, {}, PEER_ID, Buffer.alloc(20, 9)).infoHash, Buffer.alloc(20, 9))
-})
-
-test('an infoHash that is not 20 bytes or 40 hex characters is a TypeError naming infoHash', () => {
-  const bad = [
-    Buffer.alloc(19),
-    Buffer.alloc(21),
-    'abcdefghijabcdefghij', // 20 characters but not hex
-    '0123456789abcdef0123456789abcdef0123456', // 39 hex characters
-    '0123456789abcdef0123456789abcdef012345678', // 41 hex characters
-    '0123456789abcdef0123456789abcdef0123456z',
-    42,
-    undefined,
-    null
-  ]
-  for (const infoHash of bad) {
-    assert.throws(() => new UdpTracker(PEER_ID, infoHash, NOWHERE), (err) => {
-      assert.ok(err instanceof TypeError, `infoHash ${String(infoHash)}: expected a TypeError, got ${err}`)
-      assert.match(err.message, /infoHash/)
-      return true
-    })
-  }
 })
 
 test('a later change to the caller\'s peerId or infoHash buffer does not reach the wire', async (t) => {
@@ -145,53 +99,6 @@ test('a later change to the caller\'s peerId or infoHash buffer does not reach t
 
 // ---------------------------------------------------------------------------
 // announceUrl and options.
-
-test('an announceUrl that is not a string is a TypeError naming announceUrl', () => {
-  for (const url of [undefined, null, 6969, {}, new URL('udp://127.0.0.1:6969')]) {
-    assert.throws(() => new UdpTracker(PEER_ID, INFO_HASH, url), (err) => {
-      assert.ok(err instanceof TypeError, `announceUrl ${String(url)}: expected a TypeError, got ${err}`)
-      assert.match(err.message, /announceUrl/)
-      return true
-    })
-  }
-})
-
-test('an announceUrl that is not a udp:// URL is a TypeError naming announceUrl', () => {
-  for (const url of ['http://127.0.0.1:6969/announce', 'https://tracker.example/announce', 'not a url', '127.0.0.1:6969', '', 'udp:/nohost']) {
-    assert.throws(() => new UdpTracker(PEER_ID, INFO_HASH, url), (err) => {
-      assert.ok(err instanceof TypeError, `announceUrl ${JSON.stringify(url)}: expected a TypeError, got ${err}`)
-      assert.match(err.message, /announceUrl/)
-      return true
-    })
-  }
-})
-
-test('opts.port accepts 0 to 65535', (t) => {
-  assert.equal(trackerFor(t, NOWHERE, { port: 0 }).port, 0)
-  assert.equal(trackerFor(t, NOWHERE, { port: 65535 }).port, 65535)
-  assert.equal(trackerFor(t, NOWHERE, {}).port, 0)
-})
-
-test('opts.port outside 0-65535 or not an integer is a RangeError naming opts.port', () => {
-  for (const port of [-1, 65536, 1.5, NaN, Infinity]) {
-    assert.throws(() => new UdpTracker(PEER_ID, INFO_HASH, NOWHERE, { port }), (err) => {
-      assert.ok(err instanceof RangeError, `port ${port}: expected a RangeError, got ${err}`)
-      assert.match(err.message, /opts\.port/)
-      return true
-    })
-  }
-})
-
-test('opts._timeout of zero, below zero or NaN is a RangeError naming opts._timeout', () => {
-  for (const _timeout of [0, -1, -1000, NaN]) {
-    assert.throws(() => new UdpTracker(PEER_ID, INFO_HASH, NOWHERE, { _timeout }), (err) => {
-      assert.ok(err instanceof RangeError, `_timeout ${_timeout}: expected a RangeError, got ${err}`)
-      assert.match(err.message, /opts\._timeout/)
-      return true
-    })
-  }
-  assert.equal(new UdpTracker(PEER_ID, INFO_HASH, NOWHERE, { _timeout: 1 })._timeout, 1)
-})
 
 // ---------------------------------------------------------------------------
 // Counters.
@@ -217,42 +124,6 @@ test('missing counters are sent as 0', async (t) => {
   assert.equal(req.uploaded, 0n)
   const bare = await announceOnWire(t, { counters: undefined })
   assert.deepEqual([bare.downloaded, bare.left, bare.uploaded], [0n, 0n, 0n])
-})
-
-test('a counter of 2^64 or more, negative or fractional is a RangeError naming it', async (t) => {
-  const server = await serverFor(t)
-  const tracker = trackerFor(t, server.url, {})
-  const events = recordEvents(tracker)
-  for (const name of ['downloaded', 'left', 'uploaded']) {
-    for (const value of [2n ** 64n, -1n, -1, 1.5, 2 ** 53, NaN, Infinity]) {
-      assert.throws(() => tracker.announce(2, { [name]: value }), (err) => {
-        assert.ok(err instanceof RangeError, `${name} ${String(value)}: expected a RangeError, got ${err}`)
-        assert.match(err.message, new RegExp(`opts\\.${name}`))
-        return true
-      })
-    }
-  }
-  await sleep(150)
-  assert.equal(server.received.length, 0, 'a rejected announce must not send anything')
-  assert.deepEqual(events, [])
-})
-
-test('a counter that is a string or another non-number is a TypeError naming it', async (t) => {
-  const server = await serverFor(t)
-  const tracker = trackerFor(t, server.url, {})
-  const events = recordEvents(tracker)
-  for (const name of ['downloaded', 'left', 'uploaded']) {
-    for (const value of ['5', '', {}, [1], true]) {
-      assert.throws(() => tracker.announce(2, { [name]: value }), (err) => {
-        assert.ok(err instanceof TypeError, `${name} ${JSON.stringify(value)}: expected a TypeError, got ${err}`)
-        assert.match(err.message, new RegExp(`opts\\.${name}`))
-        return true
-      })
-    }
-  }
-  await sleep(150)
-  assert.equal(server.received.length, 0, 'a rejected announce must not send anything')
-  assert.deepEqual(events, [])
 })
 
 // ---------------------------------------------------------------------------
@@ -297,16 +168,6 @@ test('opts.numWant defaults to 50 on the wire; -1 and other values are sent as g
   assert.equal((await announceOnWire(t, { opts: { numWant: 0 } })).numWant, 0)
 })
 
-test('opts.numWant below -1 or fractional is a RangeError naming opts.numWant', () => {
-  for (const numWant of [-2, 1.5, 2 ** 31]) {
-    assert.throws(() => new UdpTracker(PEER_ID, INFO_HASH, NOWHERE, { numWant }), (err) => {
-      assert.ok(err instanceof RangeError, `numWant ${numWant}: expected a RangeError, got ${err}`)
-      assert.match(err.message, /opts\.numWant/)
-      return true
-    })
-  }
-})
-
 test('opts.key is sent as given', async (t) => {
   assert.equal((await announceOnWire(t, { opts: { key: 0xdeadbeef } })).key, 0xdeadbeef)
   assert.equal((await announceOnWire(t, { opts: { key: 0 } })).key, 0)
@@ -334,16 +195,6 @@ test('opts.ip is sent as a big-endian u32; default 0', async (t) => {
   assert.equal((await announceOnWire(t, { opts: { ip: '10.1.2.3' } })).ip, 0x0a010203)
   assert.equal((await announceOnWire(t, { opts: { ip: '255.255.255.254' } })).ip, 0xfffffffe)
   assert.equal((await announceOnWire(t, {})).ip, 0)
-})
-
-test('opts.ip that is not an IPv4 address string is a TypeError naming opts.ip', () => {
-  for (const ip of ['::1', '10.0.0', '256.1.1.1', 'localhost', 167837955, {}]) {
-    assert.throws(() => new UdpTracker(PEER_ID, INFO_HASH, NOWHERE, { ip }), (err) => {
-      assert.ok(err instanceof TypeError, `ip ${String(ip)}: expected a TypeError, got ${err}`)
-      assert.match(err.message, /opts\.ip/)
-      return true
-    })
-  }
 })
 
 // ---------------------------------------------------------------------------

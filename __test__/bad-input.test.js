@@ -106,7 +106,8 @@ async function expectRejects (fn, name, label) {
 
 // Values that are wrong for every kind of argument.
 const NOT_A_BUFFER = [undefined, null, 0, 20, 1.5, NaN, -1, true, {}, [], () => {}, Symbol('s'), 20n, new Uint16Array(10), new ArrayBuffer(20), new DataView(new ArrayBuffer(20))]
-const NOT_A_NUMBER = ['80', '', true, {}, [], () => {}, Symbol('s'), 80n, new Number(80)]
+// Strings of decimal digits are numbers (as 1.2.0 took them); these are not.
+const NOT_A_NUMBER = [' 80', '8e1', '0x50', '80.0', '+80', '1_000', '', true, {}, [], () => {}, Symbol('s'), 80n, new Number(80)]
 const BAD_INTEGERS = [-1, 1.5, NaN, Infinity, -Infinity, 1e308, Number.MAX_SAFE_INTEGER + 2]
 
 // ---------------------------------------------------------------------------
@@ -114,22 +115,25 @@ const BAD_INTEGERS = [-1, 1.5, NaN, Infinity, -Infinity, 1e308, Number.MAX_SAFE_
 
 test('peerId: wrong types and wrong lengths are a TypeError or RangeError naming peerId', () => {
   const bad = [...NOT_A_BUFFER, Buffer.alloc(0), Buffer.alloc(19), Buffer.alloc(21), Buffer.alloc(1 << 20),
-    new Uint8Array(19), '', 'a'.repeat(19), 'a'.repeat(21), '\u20ac'.repeat(7) /* 21 UTF-8 bytes */, 'x'.repeat(1 << 20)]
-  for (const value of bad) expectThrows(() => new UdpTracker(value, I, NOWHERE), 'peerId', `peerId ${describe(value)}`)
+    new Uint8Array(19), '', 'a'.repeat(19), 'a'.repeat(21), '\u20ac'.repeat(7) /* 21 UTF-8 bytes */, 'x'.repeat(1 << 20),
+    '\u00e9BCDEFGHIJKLMNOPQRST' /* 20 characters, 21 UTF-8 bytes */, 12345678901234567890]
+  for (const value of bad) expectThrows(() => new UdpTracker(value, I, NOWHERE), 'peerId', `peerId ${describe(value)}`, TypeError)
 })
 
 test('infoHash: wrong types, lengths and non-hex strings are a TypeError or RangeError naming infoHash', () => {
   const bad = [...NOT_A_BUFFER, Buffer.alloc(19), Buffer.alloc(21), 'a'.repeat(20), 'a'.repeat(39), 'a'.repeat(41),
-    'zz'.repeat(20), ' ' + 'a'.repeat(39), 'a'.repeat(39) + '\n', '0x' + 'a'.repeat(38), '\u00e9'.repeat(40)]
-  for (const value of bad) expectThrows(() => new UdpTracker(P, value, NOWHERE), 'infoHash', `infoHash ${describe(value)}`)
+    'zz'.repeat(20), ' ' + 'a'.repeat(39), 'a'.repeat(39) + '\n', '0x' + 'a'.repeat(38), '\u00e9'.repeat(40),
+    'abcdefghijabcdefghij', '0123456789abcdef0123456789abcdef0123456z', 42]
+  for (const value of bad) expectThrows(() => new UdpTracker(P, value, NOWHERE), 'infoHash', `infoHash ${describe(value)}`, TypeError)
 })
 
 test('announceUrl: wrong types and malformed URLs are a TypeError or RangeError naming announceUrl', () => {
   const bad = [undefined, null, 6969, true, {}, [], Symbol('s'), 1n, () => {}, new URL('udp://127.0.0.1:6969'),
     '', 'udp://', 'udp:127.0.0.1:6969', 'http://127.0.0.1:6969/announce', 'https://127.0.0.1/announce',
     'udp://[::1:6969', 'udp://127.0.0.1:65536', 'udp://127.0.0.1:-1', 'udp://127.0.0.1:port',
-    'udp:///announce', 'udp:// spaces :80', 'x'.repeat(1 << 20)]
-  for (const value of bad) expectThrows(() => new UdpTracker(P, I, value), 'announceUrl', `announceUrl ${describe(value)}`)
+    'udp:///announce', 'udp:// spaces :80', 'x'.repeat(1 << 20),
+    'https://tracker.example/announce', 'not a url', '127.0.0.1:6969', 'udp:/nohost']
+  for (const value of bad) expectThrows(() => new UdpTracker(P, I, value), 'announceUrl', `announceUrl ${describe(value)}`, TypeError)
 })
 
 test('announceUrl: port 0 is a RangeError naming announceUrl (nothing can be sent to port 0)', async (t) => {
@@ -174,16 +178,33 @@ test('opts: not an object is a TypeError naming opts; null and undefined mean de
 test('opts.port, _timeout, maxAttempts, numWant, key: NaN, negative, fractional, huge, BigInt and non-numbers name the option', () => {
   const cases = {
     port: [...BAD_INTEGERS, 65536, 2 ** 32],
-    _timeout: [0, -0, -1, NaN, Infinity, -Infinity, 1e308, 2 ** 31],
+    _timeout: [0, -0, -1, -1000, NaN, Infinity, -Infinity, 1e308, 2 ** 31],
     maxAttempts: [...BAD_INTEGERS, 0, 9, 2 ** 32],
     numWant: [...BAD_INTEGERS.filter((v) => v !== -1), -2, 2 ** 31, -(2 ** 31)],
     key: [...BAD_INTEGERS, 2 ** 32]
   }
   for (const [option, values] of Object.entries(cases)) {
-    for (const value of [...values, ...NOT_A_NUMBER]) {
-      expectThrows(() => new UdpTracker(P, I, NOWHERE, { [option]: value }), `opts.${option}`, `opts.${option} ${describe(value)}`)
+    for (const value of values) {
+      expectThrows(() => new UdpTracker(P, I, NOWHERE, { [option]: value }), `opts.${option}`, `opts.${option} ${describe(value)}`, RangeError)
+    }
+    for (const value of NOT_A_NUMBER) {
+      expectThrows(() => new UdpTracker(P, I, NOWHERE, { [option]: value }), `opts.${option}`, `opts.${option} ${describe(value)}`, TypeError)
     }
   }
+})
+
+test('opts.port accepts 0 to 65535 (default 0); opts._timeout accepts 1 ms', () => {
+  for (const port of [0, 65535]) {
+    const tracker = new UdpTracker(P, I, NOWHERE, { port })
+    assert.equal(tracker.port, port)
+    tracker.destroy()
+  }
+  const plain = new UdpTracker(P, I, NOWHERE, {})
+  assert.equal(plain.port, 0)
+  plain.destroy()
+  const quick = new UdpTracker(P, I, NOWHERE, { _timeout: 1 })
+  assert.equal(quick._timeout, 1)
+  quick.destroy()
 })
 
 test('opts._timeout below 1 ms (0.5, 1e-9, 5e-324) is a RangeError, as its own message ("from 1 to 2147483647") says', async (t) => {
@@ -212,14 +233,16 @@ test('opts._timeout below 1 ms (0.5, 1e-9, 5e-324) is a RangeError, as its own m
 
 test('opts.ip, family, strictSource, connectionIdCache: wrong values name the option', () => {
   const cases = {
-    ip: ['1.2.3', '1.2.3.4.5', '256.1.1.1', '::1', 'localhost', '', 12345, 1.5, true, {}, [], Symbol('s'), 1n],
+    ip: ['1.2.3', '1.2.3.4.5', '256.1.1.1', '::1', 'localhost', '10.0.0', '', 12345, 167837955, 1.5, true, {}, [], Symbol('s'), 1n],
     family: [5, 0.5, -4, '4', '6', 'ipv7', '', NaN, true, {}, [], Symbol('s'), 4n],
     strictSource: ['yes', 'true', 1, 0, {}, [], Symbol('s'), 1n],
     connectionIdCache: ['no', 'false', 1, 0, {}, Symbol('s'), 0n]
   }
   for (const [option, values] of Object.entries(cases)) {
     for (const value of values) {
-      expectThrows(() => new UdpTracker(P, I, NOWHERE, { [option]: value }), `opts.${option}`, `opts.${option} ${describe(value)}`)
+      // Not an IPv4 address string: a TypeError, as for every other type.
+      const type = option === 'ip' ? TypeError : null
+      expectThrows(() => new UdpTracker(P, I, NOWHERE, { [option]: value }), `opts.${option}`, `opts.${option} ${describe(value)}`, type)
     }
   }
 })
@@ -277,10 +300,13 @@ test('announce: bad counters are a TypeError or RangeError naming them; nothing 
   const events = recordEvents(tracker)
   for (const value of ['x', 5, true, Symbol('s'), 1n]) expectThrows(() => tracker.announce(2, value), 'opts', `announce opts ${describe(value)}`)
   const badCounters = [-1, -1.5, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 2 ** 64, 1e308, -1n, 2n ** 64n, 2n ** 100n, -(2n ** 64n)]
-  const notCounters = ['5', '', true, {}, [], () => {}, Symbol('s'), new Number(5)]
+  const notCounters = ['5', '', true, {}, [], [1], () => {}, Symbol('s'), new Number(5)]
   for (const counter of ['downloaded', 'left', 'uploaded']) {
-    for (const value of [...badCounters, ...notCounters]) {
-      expectThrows(() => tracker.announce(2, { [counter]: value }), `opts.${counter}`, `announce opts.${counter} ${describe(value)}`)
+    for (const value of badCounters) {
+      expectThrows(() => tracker.announce(2, { [counter]: value }), `opts.${counter}`, `announce opts.${counter} ${describe(value)}`, RangeError)
+    }
+    for (const value of notCounters) {
+      expectThrows(() => tracker.announce(2, { [counter]: value }), `opts.${counter}`, `announce opts.${counter} ${describe(value)}`, TypeError)
     }
   }
   await sleep(50)
@@ -382,7 +408,8 @@ test('UdpTracker.announce(url, params, options): bad input returns a rejected pr
     [() => UdpTracker.announce(NOWHERE, params, { timeout: 0 }), 'options.timeout'],
     [() => UdpTracker.announce(NOWHERE, params, { timeout: -1 }), 'options.timeout'],
     [() => UdpTracker.announce(NOWHERE, params, { timeout: NaN }), 'options.timeout'],
-    [() => UdpTracker.announce(NOWHERE, params, { timeout: '100' }), 'options.timeout'],
+    [() => UdpTracker.announce(NOWHERE, params, { timeout: '1e2' }), 'options.timeout'],
+    [() => UdpTracker.announce(NOWHERE, params, { timeout: '0' }), 'options.timeout'],
     [() => UdpTracker.announce(NOWHERE, params, { timeout: 2 ** 31 }), 'options.timeout']
   ]
   for (const [fn, name] of cases) await expectRejects(fn, name, `${fn.toString().slice(6)}`)

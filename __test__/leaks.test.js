@@ -5,40 +5,13 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
+const { runNode } = require('./helpers/child.js')
 
 const PACKAGE = path.join(__dirname, '..')
 const SOAK = path.join(PACKAGE, 'scripts', 'soak.js')
 const HELPERS = path.join(__dirname, 'helpers', 'script-server.js')
 
-/**
- * Runs node with `args`; resolves with { code, signal, stdout, stderr, ms }.
- * Kills the child after `limitMs` (the result then has killed: true).
- */
-function run (t, args, { limitMs = 30000, env = {} } = {}) {
-  const started = Date.now()
-  const child = spawn(process.execPath, args, {
-    cwd: PACKAGE,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += d })
-  child.stderr.on('data', (d) => { stderr += d })
-  let killed = false
-  const timer = setTimeout(() => { killed = true; child.kill('SIGKILL') }, limitMs)
-  t.after(() => {
-    clearTimeout(timer)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr, killed, ms: Date.now() - started })
-    })
-  })
-}
+const run = runNode
 
 function lastJsonLine (text, stderr = '') {
   const lines = text.trim().split('\n').filter((l) => l.startsWith('{'))
@@ -71,7 +44,7 @@ test('scripts/soak.js --instances 20000 exits 0 on its own with flat fds and act
 })
 
 // Long: about 8 minutes each. The engine remembers finished transaction ids
-// for 300 s (to recognise late replies); past that, memory must level off
+// for 120 s (RETIRED_TID_TTL, to recognise late replies); past that, memory must level off
 // whether or not any request ever needed a retransmission.
 const LONG = process.env.SOAK_LONG ? false : 'set SOAK_LONG=1 to run (about 8 minutes)'
 for (const [label, kinds] of [['with some requests retransmitting', '0,1,2,3,4,5'], ['with every request answered at once (no retransmission timer ever fires)', '0,1,3,4,5']]) {
@@ -82,7 +55,7 @@ for (const [label, kinds] of [['with some requests retransmitting', '0,1,2,3,4,5
     const summary = lastJsonLine(result.stdout, result.stderr)
     t.diagnostic(`rss MB ${JSON.stringify(summary.rssMb)}, baseline batch ${summary.rssBaselineBatch}, ${summary.durationMs} ms`)
     assert.deepEqual(summary.failures, [],
-      `LEAK: memory keeps growing after the 300 s memory of finished transaction ids is full (${label}). ` +
+      `LEAK: memory keeps growing after the 120 s memory of finished transaction ids is full (${label}). ` +
       'Session.retired (and the connection-id cache) are pruned only in handle_timeout, which runs only when a ' +
       `retransmission timer fires.\n${result.stdout.slice(-4000)}`)
   })
@@ -195,7 +168,7 @@ test('children that leave instances in their interval, destroy during retransmis
 })
 
 test('memory retained after destroy does not grow with the number of distinct announce URLs or _timeout values', async (t) => {
-  // Every (URL, options) combination is registered with the engine. A crawler
+  // Every (URL, options) combination is a native target. A crawler
   // that sees many tracker URLs, or code that jitters _timeout per instance,
   // creates a new one each time: destroyed instances must give it back.
   // RSS levels off only after the allocator has warmed up (about 100,000
@@ -207,22 +180,27 @@ test('memory retained after destroy does not grow with the number of distinct an
     const WARM = 100000
     const N = 100000
     let n = 0
-    const measure = (label, make) => {
+    // Targets are native objects freed by their GC finalizers, which Node
+    // runs after the current macrotask: collect, then let the loop turn.
+    const settle = async () => { for (let k = 0; k < 3; k++) { gc(); await new Promise(setImmediate) } }
+    const measure = async (label, make) => {
       for (let i = 0; i < WARM; i++) make(n++).destroy()
-      gc(); gc()
+      await settle()
       const before = process.memoryUsage().rss
       for (let i = 0; i < N; i++) make(n++).destroy()
-      gc(); gc()
+      await settle()
       const grown = process.memoryUsage().rss - before
       return { label, bytesPerInstance: Math.round(grown / N), mb: +(grown / 1048576).toFixed(1) }
     }
-    UdpTracker.stats()
-    const out = [
-      measure('same URL and options', () => new UdpTracker(P, I, 'udp://127.0.0.1:9/announce', { _timeout: 1000 })),
-      measure('distinct URLs', (i) => new UdpTracker(P, I, 'udp://127.0.0.1:9/announce?passkey=' + i, {})),
-      measure('distinct _timeout', (i) => new UdpTracker(P, I, 'udp://127.0.0.1:9/announce', { _timeout: 5000 + i }))
-    ]
-    console.log(JSON.stringify({ results: out }))
+    ;(async () => {
+      UdpTracker.stats()
+      const out = [
+        await measure('same URL and options', () => new UdpTracker(P, I, 'udp://127.0.0.1:9/announce', { _timeout: 1000 })),
+        await measure('distinct URLs', (i) => new UdpTracker(P, I, 'udp://127.0.0.1:9/announce?passkey=' + i, {})),
+        await measure('distinct _timeout', (i) => new UdpTracker(P, I, 'udp://127.0.0.1:9/announce', { _timeout: 5000 + i }))
+      ]
+      console.log(JSON.stringify({ results: out }))
+    })()
   `
   const result = await run(t, ['--expose-gc', '-e', script], { limitMs: 60000 })
   assert.equal(result.code, 0, `exit code ${result.code}; stderr: ${result.stderr}`)

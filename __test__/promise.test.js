@@ -176,3 +176,27 @@ test('a tracker address outside the forced family rejects with ERR_SEND and send
     { code: 'ERR_SEND', message: '127.0.0.1 is not an address of the requested family' })
   assert.equal(UdpTracker.stats().sent, before)
 })
+
+test('when the engine cannot take requests, every request of the tick fails: an error event, an ERR_SEND rejection', async (t) => {
+  const { runNode } = require('./helpers/child.js')
+  const script = `
+    const native = require('./lib/native.js')
+    native.Engine.prototype.start = () => { throw new Error('the tracker driver has stopped') }
+    const UdpTracker = require('.')
+    const tracker = new UdpTracker(Buffer.alloc(20, 1), Buffer.alloc(20, 2), 'udp://127.0.0.1:9')
+    const results = []
+    tracker.on('error', (message) => results.push(['event', message]))
+    tracker.announce('started', {})
+    UdpTracker.announce('udp://127.0.0.1:9', { infoHash: Buffer.alloc(20, 3), peerId: Buffer.alloc(20, 4) })
+      .catch((err) => results.push(['rejection', err.code, err.message]))
+    setTimeout(() => console.log(JSON.stringify({ results, inFlight: UdpTracker.stats().inFlight })), 200)
+  `
+  const run = await runNode(t, ['-e', script], { limitMs: 10000 })
+  assert.equal(run.code, 0, run.stderr)
+  const out = JSON.parse(run.stdout.trim().split('\n').pop())
+  assert.deepEqual(out.results.sort(), [
+    ['event', 'the tracker driver has stopped'],
+    ['rejection', 'ERR_SEND', 'the tracker driver has stopped']
+  ])
+  assert.equal(out.inFlight, 0)
+})

@@ -43,6 +43,7 @@ const http = require('node:http')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
+const util = require('node:util')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
 const { findAquatic, provisionAquatic } = require('../scripts/aquatic.js')
@@ -77,69 +78,52 @@ const ALIASES = {
 // Arguments
 
 function parseArgs (argv) {
-  const args = {
-    ns: DEFAULT_NS,
-    reps: 3,
-    impls: ['ours', '1.2.0', 'bittorrent-tracker'],
-    ceiling: true,
-    big: false,
-    deadlineS: 60,
-    idleWaitS: 0,
-    retryDisturbed: 0,
-    out: process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl'),
-    child: null
+  let parsed
+  try {
+    parsed = util.parseArgs({
+      args: argv,
+      allowPositionals: true, // --child IMPL N URL (internal)
+      options: {
+        n: { type: 'string' },
+        reps: { type: 'string' },
+        impl: { type: 'string' },
+        'no-ceiling': { type: 'boolean' },
+        big: { type: 'boolean' },
+        deadline: { type: 'string' },
+        'idle-wait': { type: 'string' },
+        'retry-disturbed': { type: 'string' },
+        out: { type: 'string' },
+        child: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    })
+  } catch (err) {
+    usage(err.message)
   }
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]
-    const value = () => {
-      if (i + 1 >= argv.length) usage(`${flag} needs a value`)
-      return argv[++i]
-    }
-    switch (flag) {
-      case '--n':
-        args.ns = value().split(',').map((s) => positiveInt(s.replace(/_/g, ''), '--n'))
-        break
-      case '--reps':
-        args.reps = positiveInt(value(), '--reps')
-        break
-      case '--impl':
-        args.impls = value().split(',').map((name) => {
-          const key = ALIASES[name.trim()]
-          if (key === undefined) usage(`unknown implementation ${name}: ours, 1.2.0, bittorrent-tracker`)
-          return key
-        })
-        break
-      case '--no-ceiling':
-        args.ceiling = false
-        break
-      case '--big':
-        args.big = true
-        break
-      case '--deadline':
-        args.deadlineS = positiveInt(value(), '--deadline')
-        break
-      case '--idle-wait':
-        args.idleWaitS = positiveInt(value(), '--idle-wait')
-        break
-      case '--retry-disturbed':
-        args.retryDisturbed = positiveInt(value(), '--retry-disturbed')
-        break
-      case '--out':
-        args.out = path.resolve(value())
-        break
-      case '--child': // internal: --child IMPL N URL
-        args.child = { impl: value(), n: positiveInt(value(), 'N'), url: value() }
-        break
-      case '-h':
-      case '--help':
-        usage(null)
-        break
-      default:
-        usage(`unknown argument ${flag}`)
-    }
+  const { values: v, positionals } = parsed
+  if (v.help) usage(null)
+  if (positionals.length && !v.child) usage(`unknown argument ${positionals[0]}`)
+  const impls = v.impl === undefined
+    ? ['ours', '1.2.0', 'bittorrent-tracker']
+    : v.impl.split(',').map((name) => {
+      const key = ALIASES[name.trim()]
+      if (key === undefined) usage(`unknown implementation ${name}: ours, 1.2.0, bittorrent-tracker`)
+      return key
+    })
+  return {
+    ns: v.n === undefined ? DEFAULT_NS : v.n.split(',').map((s) => positiveInt(s.replace(/_/g, ''), '--n')),
+    reps: v.reps === undefined ? 3 : positiveInt(v.reps, '--reps'),
+    impls: [...new Set(impls)],
+    ceiling: !v['no-ceiling'],
+    big: Boolean(v.big),
+    deadlineS: v.deadline === undefined ? 60 : positiveInt(v.deadline, '--deadline'),
+    idleWaitS: v['idle-wait'] === undefined ? 0 : positiveInt(v['idle-wait'], '--idle-wait'),
+    retryDisturbed: v['retry-disturbed'] === undefined ? 0 : positiveInt(v['retry-disturbed'], '--retry-disturbed'),
+    out: v.out === undefined ? (process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl')) : path.resolve(v.out),
+    child: v.child
+      ? { impl: positionals[0], n: positiveInt(positionals[1], 'N'), url: positionals[2] }
+      : null
   }
-  args.impls = [...new Set(args.impls)]
-  return args
 }
 
 function positiveInt (s, name) {
@@ -681,6 +665,33 @@ function peersAvailable (impl) {
   return `bench/peers is not installed (run: cd bench/peers && npm install)`
 }
 
+/**
+ * Lines comparing ours with each peer at each N against issue 11's goals:
+ * ≥ 10× the announces/s, ≤ 1/10 of the CPU per announce, ≥ 0.7 of the
+ * ceiling, ≤ 1.5 KB of RSS per live instance.
+ */
+function goalRatios (rows, slopes) {
+  const mark = (ok) => (ok ? 'met' : 'NOT met')
+  const cpuPer = (r) => (r.cpu_ms != null && r.ok ? r.cpu_ms / r.ok : null)
+  const lines = []
+  for (const ours of rows.filter((r) => r.impl === 'ours')) {
+    for (const peer of rows.filter((r) => r.n === ours.n && (r.impl === '1.2.0' || r.impl === 'bittorrent-tracker'))) {
+      const rate = ours.announces_per_s && peer.announces_per_s ? ours.announces_per_s / peer.announces_per_s : null
+      const cpu = cpuPer(ours) && cpuPer(peer) ? cpuPer(ours) / cpuPer(peer) : null
+      lines.push(`N ${pad(ours.n, 6)} vs ${pad(IMPLS[peer.impl].label, 24, true)} announces/s ${rate === null ? '-' : rate.toFixed(1) + '×'} (goal ≥ 10×: ${mark(rate >= 10)}), ` +
+        `CPU per announce ${cpu === null ? '-' : cpu.toFixed(3) + '×'} = ${cpuPer(ours) === null ? '-' : (1000 * cpuPer(ours)).toFixed(1)} µs vs ${cpuPer(peer) === null ? '-' : (1000 * cpuPer(peer)).toFixed(1)} µs (goal ≤ 0.1×: ${mark(cpu !== null && cpu <= 0.1)})`)
+    }
+    if (ours.fraction_of_ceiling != null) {
+      lines.push(`N ${pad(ours.n, 6)} fraction of the Rust ceiling ${ours.fraction_of_ceiling} (goal ≥ 0.7: ${mark(ours.fraction_of_ceiling >= 0.7)})`)
+    }
+  }
+  if (slopes.ours) {
+    const b = slopes.ours.bytes_per_instance_alive
+    lines.push(`RSS per live instance ${b} B (goal ≤ 1536 B: ${mark(b <= 1536)})`)
+  }
+  return lines
+}
+
 function median (values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
   if (v.length === 0) return null
@@ -939,6 +950,11 @@ async function main (args) {
     if (fractions.length) {
       console.log('\nours as a fraction of the ceiling (announces/s):')
       for (const r of fractions) console.log(`  N ${pad(r.n, 6)}: ${r.announces_per_s} / ${find('ceiling', r.n).announces_per_s} = ${r.fraction_of_ceiling}`)
+    }
+    const goals = goalRatios(rows, slopes)
+    if (goals.length) {
+      console.log('\nissue 11\'s goals, as ratios from this run (ours against each peer, same N):')
+      for (const g of goals) console.log(`  ${g}`)
     }
     for (const r of rows.filter((x) => x.impl === 'ours')) {
       const dropped = (r.engine_after || []).map((e) => `${e.droppedShort}/${e.droppedUnknown}/${e.droppedLate}/${e.droppedWrongSource}`)

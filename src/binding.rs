@@ -1,11 +1,20 @@
-//! The whole `#[napi]` surface. `index.js` validates arguments and wraps this
-//! in the 1.2.0 EventEmitter API; this layer checks again where a bad value
-//! could reach the wire, and never panics.
+//! The whole `#[napi]` surface. `lib/` validates arguments and wraps this in
+//! the 1.2.0 EventEmitter API and the promise API; this layer checks again
+//! where a bad value could reach the wire, and never panics.
+//!
+//! The boundary is shaped for a cheap call per tick rather than per request:
+//! - a tracker and its request options are a [`TrackerTarget`], an object the
+//!   JS side holds and Rust frees when it is garbage collected;
+//! - every request started in one tick arrives in one [`Engine::start`] call,
+//!   encoded as fixed-layout records in one buffer (see `START_*` below and
+//!   `lib/engine.js`);
+//! - finished requests leave in one callback per driver turn, as flat `u32`
+//!   records, one string of every peer and one array of error messages.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Either, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, FnArgs, Function, Uint32Array};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
@@ -13,13 +22,33 @@ use napi_derive::napi;
 use crate::driver::{Command, Driver, Family, StartRequest, Target};
 use sha1::{Digest, Sha1};
 
-use crate::proto::{AnnounceEvent, Authentication, InfoHash, LibtorrentExtensions, PeerId};
+use crate::proto::{
+    AnnounceEvent, Authentication, InfoHash, LibtorrentExtensions, PeerId, MAX_SCRAPE_HASHES_V4,
+};
 use crate::session::{
-    AnnounceParams, Completion, Outcome, RequestError, RequestKind, RequestOptions, MAX_ATTEMPTS,
+    AnnounceParams, Completion, Outcome, RequestError, RequestKind, RequestOptions,
 };
 
-/// Where requests go and how: registered once per tracker URL and options
-/// (`Engine.target`), then named by its handle in every request.
+// Limits and defaults, defined here once and read by `lib/validate.js`.
+
+/// Sends per request phase (BEP 15 stops at 15 · 2^8 seconds).
+#[napi]
+pub const MAX_ATTEMPTS: u32 = crate::session::MAX_ATTEMPTS;
+/// The default base retransmission timeout (`_timeout`), in milliseconds.
+#[napi]
+pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
+/// Info hashes per scrape packet over IPv4 (BEP 15's bound).
+#[napi]
+pub const SCRAPE_HASHES_V4: u32 = 74;
+/// Info hashes per scrape packet when the tracker may be IPv6: 16 + 60 · 20 =
+/// 1216 bytes stays within the 1280-byte minimum MTU.
+#[napi]
+pub const SCRAPE_HASHES_V6: u32 = 60;
+/// The longest authentication user name and request string (a u8 length).
+#[napi]
+pub const MAX_SHORT_STRING: u32 = 255;
+
+/// Where requests go and how, as `new TrackerTarget(args)` takes it.
 #[napi(object)]
 pub struct TargetArgs {
     /// Host name or address literal (IPv6 with or without brackets).
@@ -36,125 +65,26 @@ pub struct TargetArgs {
     pub url_data: Buffer,
     /// libtorrent authentication extension: user name (at most 255 bytes) ...
     pub auth_user: Option<Buffer>,
-    /// ... and password (hashed here, never sent).
+    /// ... and password: hashed here at once; neither side keeps it.
     pub auth_password: Option<Buffer>,
     /// libtorrent request-string extension (at most 255 bytes).
     pub request_string: Option<Buffer>,
 }
 
-/// Registered targets by handle; released handles are reused.
-#[derive(Default)]
-struct Targets {
-    slots: Vec<Option<Arc<Registered>>>,
-    free: Vec<u32>,
-}
-
-impl Targets {
-    fn insert(&mut self, target: Arc<Registered>) -> Result<u32> {
-        if let Some(handle) = self.free.pop() {
-            if let Some(slot) = self.slots.get_mut(handle as usize) {
-                *slot = Some(target);
-                return Ok(handle);
-            }
-        }
-        let handle = u32::try_from(self.slots.len())
-            .map_err(|_| Error::from_reason("too many tracker targets"))?;
-        self.slots.push(Some(target));
-        Ok(handle)
-    }
-
-    fn get(&self, handle: u32) -> Option<Arc<Registered>> {
-        self.slots.get(handle as usize).and_then(Clone::clone)
-    }
-
-    fn remove(&mut self, handle: u32) {
-        if let Some(slot) = self.slots.get_mut(handle as usize) {
-            if slot.take().is_some() {
-                self.free.push(handle);
-            }
-        }
-    }
-}
-
-struct Registered {
+/// A tracker and the options of the requests sent to it. JS holds it (shared
+/// by every instance with the same URL and options); Rust drops it when it is
+/// garbage collected. Requests already started keep what they need.
+#[napi]
+pub struct TrackerTarget {
     target: Arc<Target>,
     url_data: Vec<u8>,
     extensions: Option<LibtorrentExtensions>,
 }
 
-#[napi(object)]
-pub struct ScrapeStatsJs {
-    pub complete: u32,
-    pub downloaded: u32,
-    pub incomplete: u32,
-}
-
-/// One finished request, as handed to the engine's callback.
-#[napi(object)]
-pub struct CompletionJs {
-    pub id: u32,
-    /// Set when the request failed: the 1.2.0 error text.
-    pub error: Option<String>,
-    /// With `error`: ERR_TRACKER_ERROR, ERR_BAD_RESPONSE, ERR_TRACKER_TIMEOUT,
-    /// ERR_DNS or ERR_SEND.
-    pub code: Option<String>,
-    pub interval: Option<u32>,
-    pub leechers: Option<u32>,
-    pub seeders: Option<u32>,
-    /// `'a.b.c.d:port'` or `'[v6]:port'`.
-    pub peers: Option<Vec<String>>,
-    pub scrape: Option<Vec<ScrapeStatsJs>>,
-}
-
-#[napi(object)]
-pub struct EngineStats {
-    pub sent: f64,
-    pub received: f64,
-    pub dropped_short: f64,
-    pub dropped_unknown: f64,
-    pub dropped_late: f64,
-    pub dropped_wrong_source: f64,
-    pub in_flight: u32,
-    /// Requests waiting for a place in the window (not sent yet).
-    pub queued: u32,
-    pub sockets: u32,
-    pub cached_connection_ids: u32,
-}
-
-/// The process's (more exactly, the JS realm's) tracker client: one socket
-/// per address family, one driver thread.
 #[napi]
-pub struct Engine {
-    driver: Driver,
-    targets: Mutex<Targets>,
-}
-
-#[napi]
-impl Engine {
-    /// `onComplete` is called with arrays of finished requests. It does not
-    /// keep Node alive by itself; `index.js` holds a handle while requests
-    /// are in flight.
+impl TrackerTarget {
     #[napi(constructor)]
-    pub fn new(on_complete: Function<'_, Vec<CompletionJs>, ()>) -> Result<Self> {
-        let callback = on_complete
-            .build_threadsafe_function::<Vec<CompletionJs>>()
-            .weak::<true>()
-            .build()?;
-        let driver = Driver::spawn(Box::new(move |batch: Vec<Completion>| {
-            let batch = batch.into_iter().map(completion_to_js).collect();
-            // A closing environment refuses the call; nothing is left to tell.
-            let _ = callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
-        }))
-        .map_err(|e| Error::from_reason(format!("cannot start the tracker driver: {e}")))?;
-        Ok(Engine {
-            driver,
-            targets: Mutex::new(Targets::default()),
-        })
-    }
-
-    /// Registers a tracker and request options; returns the handle requests name.
-    #[napi]
-    pub fn target(&self, args: TargetArgs) -> Result<u32> {
+    pub fn new(args: TargetArgs) -> Result<Self> {
         let family = match args.family {
             0 => Family::Auto,
             4 => Family::V4,
@@ -176,77 +106,167 @@ impl Engine {
             reuse_connection_id: args.reuse_connection_id,
         };
         let port = port(args.port, "announceUrl port")?;
-        let registered = Registered {
+        Ok(TrackerTarget {
             extensions: extensions(&args)?,
             url_data: args.url_data.to_vec(),
             target: Arc::new(Target::new(args.host, port, family, options)),
-        };
-        self.targets()?.insert(Arc::new(registered))
+        })
+    }
+}
+
+/// Byte layout of one request in [`Engine::start`]'s buffer (little endian).
+/// Every record starts with the same 16-byte header.
+const START_KIND: usize = 0; // u8: START_ANNOUNCE, START_SCRAPE or START_SKIPPED
+const START_EVENT: usize = 1; // u8: the announce event, 0-3
+const START_COUNT: usize = 2; // u16: the announced port, or the scrape's hash count
+const START_ID: usize = 4; // u32: the request id
+const START_SCOPE: usize = 8; // u32: the connection-id scope (0 = shared)
+const START_TARGET: usize = 12; // u32: index into the call's targets
+const START_HEADER: usize = 16;
+// Announce: key, numWant, ip, three u64 counters, info hash, peer id.
+const ANNOUNCE_KEY: usize = 16;
+const ANNOUNCE_NUM_WANT: usize = 20;
+const ANNOUNCE_IP: usize = 24;
+const ANNOUNCE_COUNTERS: usize = 28;
+const ANNOUNCE_INFO_HASH: usize = 52;
+const ANNOUNCE_PEER_ID: usize = 72;
+const ANNOUNCE_RECORD: usize = 92;
+// Scrape: `count` info hashes follow the header.
+const START_ANNOUNCE: u8 = 0;
+const START_SCRAPE: u8 = 1;
+/// A request cancelled before its tick ended: never started.
+const START_SKIPPED: u8 = 2;
+
+/// The record layout, for `lib/engine.js` (which writes it): defined here only.
+#[napi(object)]
+pub struct StartLayout {
+    pub event: u32,
+    pub count: u32,
+    pub id: u32,
+    pub scope: u32,
+    pub target: u32,
+    pub key: u32,
+    pub num_want: u32,
+    pub ip: u32,
+    pub counters: u32,
+    pub info_hash: u32,
+    pub peer_id: u32,
+    pub announce_record: u32,
+    pub scrape_header: u32,
+    pub announce: u32,
+    pub scrape: u32,
+    pub skipped: u32,
+}
+
+#[napi]
+pub fn start_layout() -> StartLayout {
+    // Every offset is below 256: the casts are exact.
+    #[allow(clippy::cast_possible_truncation)]
+    let at = |offset: usize| offset as u32;
+    StartLayout {
+        event: at(START_EVENT),
+        count: at(START_COUNT),
+        id: at(START_ID),
+        scope: at(START_SCOPE),
+        target: at(START_TARGET),
+        key: at(ANNOUNCE_KEY),
+        num_want: at(ANNOUNCE_NUM_WANT),
+        ip: at(ANNOUNCE_IP),
+        counters: at(ANNOUNCE_COUNTERS),
+        info_hash: at(ANNOUNCE_INFO_HASH),
+        peer_id: at(ANNOUNCE_PEER_ID),
+        announce_record: at(ANNOUNCE_RECORD),
+        scrape_header: at(START_HEADER),
+        announce: u32::from(START_ANNOUNCE),
+        scrape: u32::from(START_SCRAPE),
+        skipped: u32::from(START_SKIPPED),
+    }
+}
+
+/// Status of one completion record (see `Batch`).
+const DONE_ANNOUNCED: u32 = 0;
+const DONE_SCRAPED: u32 = 1;
+/// Failed: `DONE_FAILED + ` the index of its code in `ERROR_CODES`.
+const DONE_FAILED: u32 = 2;
+const ERROR_CODES: [&str; 5] = [
+    "ERR_TRACKER_ERROR",
+    "ERR_BAD_RESPONSE",
+    "ERR_TRACKER_TIMEOUT",
+    "ERR_DNS",
+    "ERR_SEND",
+];
+
+/// Error codes by failure status minus 2, for `lib/engine.js`.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    ERROR_CODES.to_vec()
+}
+
+/// One driver turn's finished requests, flat. `records` holds, per request,
+/// `[id, status, n, ...]`: announced: `n` peers (the next `n` of `peers`,
+/// comma-separated), then interval, leechers, seeders; scraped: `n` entries,
+/// then complete, downloaded, incomplete for each; failed: `n` = 0 and the
+/// next of `messages`.
+#[derive(Default)]
+struct Batch {
+    records: Vec<u32>,
+    peers: String,
+    messages: Vec<String>,
+}
+
+/// The process's (more exactly, the JS realm's) tracker client: one socket
+/// per address family, one driver thread.
+#[napi]
+pub struct Engine {
+    driver: Driver,
+}
+
+#[napi]
+impl Engine {
+    /// `onComplete(records, peers, messages)` is called once per driver turn
+    /// with every request finished in it (see `Batch`). It does not keep Node
+    /// alive by itself; `lib/engine.js` holds a handle while requests are out.
+    #[napi(constructor)]
+    pub fn new(
+        on_complete: Function<'_, FnArgs<(Uint32Array, String, Vec<String>)>, ()>,
+    ) -> Result<Self> {
+        let callback = on_complete
+            .build_threadsafe_function::<Batch>()
+            .weak::<true>()
+            .build_callback(|ctx| {
+                let Batch {
+                    records,
+                    peers,
+                    messages,
+                } = ctx.value;
+                Ok(FnArgs::from((Uint32Array::new(records), peers, messages)))
+            })?;
+        let driver = Driver::spawn(Box::new(move |done: Vec<Completion>| {
+            // A closing environment refuses the call; nothing is left to tell.
+            let _ = callback.call(encode(done), ThreadsafeFunctionCallMode::NonBlocking);
+        }))
+        .map_err(|e| Error::from_reason(format!("cannot start the tracker driver: {e}")))?;
+        Ok(Engine { driver })
     }
 
-    /// Forgets a target; requests already started with it are not affected.
+    /// Starts every request in `records` (the layout above), in order;
+    /// `targets[i]` is the target a record's index `i` names. Checks every
+    /// record before starting any.
     #[napi]
-    pub fn release_target(&self, handle: u32) -> Result<()> {
-        self.targets()?.remove(handle);
-        Ok(())
-    }
-
-    /// Starts announce `id` to `target`. Counters are numbers (safe integers)
-    /// or BigInt; positional arguments keep this call cheap.
-    #[allow(clippy::too_many_arguments)]
-    #[napi]
-    pub fn announce(
-        &self,
-        id: u32,
-        target: u32,
-        info_hash: BufferSlice,
-        peer_id: BufferSlice,
-        downloaded: Either<f64, BigInt>,
-        left: Either<f64, BigInt>,
-        uploaded: Either<f64, BigInt>,
-        event: u32,
-        key: u32,
-        num_want: i32,
-        ip: u32,
-        port_announced: u32,
-    ) -> Result<()> {
-        let registered = self.registered(target)?;
-        let event = AnnounceEvent::from_u32(event)
-            .ok_or_else(|| range_error("event must be 0, 1, 2 or 3"))?;
-        let params = AnnounceParams {
-            info_hash: InfoHash(twenty_bytes(&info_hash, "infoHash")?),
-            peer_id: PeerId(twenty_bytes(&peer_id, "peerId")?),
-            downloaded: counter(&downloaded, "downloaded")?,
-            left: counter(&left, "left")?,
-            uploaded: counter(&uploaded, "uploaded")?,
-            event,
-            ip,
-            key,
-            num_want,
-            port: port(port_announced, "port")?,
-            url_data: registered.url_data.clone(),
-            extensions: registered.extensions.clone(),
-        };
-        self.start(id, &registered, RequestKind::Announce(params))
-    }
-
-    /// Scrapes the info hashes concatenated in `info_hashes` (1 to 74 of them;
-    /// the caller splits larger sets).
-    #[napi]
-    pub fn scrape(&self, id: u32, target: u32, info_hashes: BufferSlice) -> Result<()> {
-        let registered = self.registered(target)?;
-        let limit = crate::proto::MAX_SCRAPE_HASHES_V4;
-        let count = info_hashes.len() / 20;
-        if !info_hashes.len().is_multiple_of(20) || count == 0 || count > limit {
-            return Err(range_error(&format!(
-                "infoHashes must hold 1 to {limit} 20-byte hashes per request"
-            )));
+    pub fn start(&self, records: BufferSlice, targets: Vec<&TrackerTarget>) -> Result<()> {
+        let mut starts = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let (start, len) = decode(&records[at..], &targets)?;
+            starts.extend(start);
+            at += len;
         }
-        let hashes = info_hashes
-            .chunks_exact(20)
-            .map(|h| twenty_bytes(h, "infoHashes").map(InfoHash))
-            .collect::<Result<Vec<_>>>()?;
-        self.start(id, &registered, RequestKind::Scrape(hashes))
+        for start in starts {
+            if !self.driver.send(Command::Start(start)) {
+                return Err(Error::from_reason("the tracker driver has stopped"));
+            }
+        }
+        Ok(())
     }
 
     #[napi]
@@ -281,30 +301,161 @@ impl Engine {
             cached_connection_ids: u32::try_from(s.cached_connection_ids).unwrap_or(u32::MAX),
         })
     }
+}
 
-    fn targets(&self) -> Result<std::sync::MutexGuard<'_, Targets>> {
-        self.targets
-            .lock()
-            .map_err(|_| Error::from_reason("tracker targets lock poisoned"))
-    }
+#[napi(object)]
+pub struct EngineStats {
+    pub sent: f64,
+    pub received: f64,
+    pub dropped_short: f64,
+    pub dropped_unknown: f64,
+    pub dropped_late: f64,
+    pub dropped_wrong_source: f64,
+    pub in_flight: u32,
+    /// Requests waiting for a place in the window (not sent yet).
+    pub queued: u32,
+    pub sockets: u32,
+    pub cached_connection_ids: u32,
+}
 
-    fn registered(&self, handle: u32) -> Result<Arc<Registered>> {
-        self.targets()?
-            .get(handle)
-            .ok_or_else(|| range_error("unknown tracker target"))
-    }
-
-    fn start(&self, id: u32, registered: &Registered, kind: RequestKind) -> Result<()> {
-        let start = StartRequest {
-            id,
-            target: Arc::clone(&registered.target),
-            kind,
-        };
-        if self.driver.send(Command::Start(start)) {
-            Ok(())
-        } else {
-            Err(Error::from_reason("the tracker driver has stopped"))
+/// Reads one record at the start of `bytes`: the request (None when it was
+/// skipped) and the record's length.
+fn decode(bytes: &[u8], targets: &[&TrackerTarget]) -> Result<(Option<StartRequest>, usize)> {
+    let malformed = || range_error("malformed start record");
+    let header = bytes.get(..START_HEADER).ok_or_else(malformed)?;
+    let u8_at = |at: usize| header[at];
+    let count = usize::from(u16_at(header, START_COUNT));
+    let id = u32_at(header, START_ID);
+    let scope = u32_at(header, START_SCOPE);
+    let index = u32_at(header, START_TARGET) as usize;
+    let (kind, len) = match u8_at(START_KIND) {
+        START_ANNOUNCE | START_SKIPPED if bytes.len() >= ANNOUNCE_RECORD => {
+            (u8_at(START_KIND), ANNOUNCE_RECORD)
         }
+        START_SCRAPE => (START_SCRAPE, START_HEADER + count * 20),
+        _ => return Err(malformed()),
+    };
+    let record = bytes.get(..len).ok_or_else(malformed)?;
+    if kind == START_SKIPPED {
+        return Ok((None, len));
+    }
+    let registered = targets
+        .get(index)
+        .ok_or_else(|| range_error("unknown tracker target"))?;
+    let kind = if kind == START_ANNOUNCE {
+        RequestKind::Announce(announce_params(record, registered)?)
+    } else {
+        let limit = MAX_SCRAPE_HASHES_V4;
+        if count == 0 || count > limit {
+            return Err(range_error(&format!(
+                "infoHashes must hold 1 to {limit} 20-byte hashes per request"
+            )));
+        }
+        let hashes = record[START_HEADER..]
+            .chunks_exact(20)
+            .map(|h| twenty_bytes(h, "infoHashes").map(InfoHash))
+            .collect::<Result<Vec<_>>>()?;
+        RequestKind::Scrape(hashes)
+    };
+    let start = StartRequest {
+        id,
+        scope,
+        target: Arc::clone(&registered.target),
+        kind,
+    };
+    Ok((Some(start), len))
+}
+
+fn announce_params(record: &[u8], registered: &TrackerTarget) -> Result<AnnounceParams> {
+    let event = AnnounceEvent::from_u32(u32::from(record[START_EVENT]))
+        .ok_or_else(|| range_error("event must be 0, 1, 2 or 3"))?;
+    let counter = |i: usize| u64_at(record, ANNOUNCE_COUNTERS + 8 * i);
+    Ok(AnnounceParams {
+        info_hash: InfoHash(twenty_bytes(
+            &record[ANNOUNCE_INFO_HASH..ANNOUNCE_PEER_ID],
+            "infoHash",
+        )?),
+        peer_id: PeerId(twenty_bytes(
+            &record[ANNOUNCE_PEER_ID..ANNOUNCE_RECORD],
+            "peerId",
+        )?),
+        downloaded: counter(0),
+        left: counter(1),
+        uploaded: counter(2),
+        event,
+        ip: u32_at(record, ANNOUNCE_IP),
+        key: u32_at(record, ANNOUNCE_KEY),
+        num_want: i32::from_le_bytes(le_bytes(record, ANNOUNCE_NUM_WANT)),
+        port: u16_at(record, START_COUNT),
+        url_data: registered.url_data.clone(),
+        extensions: registered.extensions.clone(),
+    })
+}
+
+/// `N` bytes at `at`; callers index within a record whose length was checked.
+fn le_bytes<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0; N];
+    if let Some(src) = bytes.get(at..at + N) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(le_bytes(bytes, at))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(le_bytes(bytes, at))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(le_bytes(bytes, at))
+}
+
+fn encode(done: Vec<Completion>) -> Batch {
+    use std::fmt::Write;
+    let mut batch = Batch::default();
+    for completion in done {
+        let records = &mut batch.records;
+        records.push(completion.id);
+        match completion.outcome {
+            Outcome::Announced(reply) => {
+                records.push(DONE_ANNOUNCED);
+                records.push(u32::try_from(reply.peers.len()).unwrap_or(u32::MAX));
+                records.extend([reply.interval, reply.leechers, reply.seeders]);
+                for peer in &reply.peers {
+                    if !batch.peers.is_empty() {
+                        batch.peers.push(',');
+                    }
+                    // Writing to a String cannot fail.
+                    let _ = write!(batch.peers, "{peer}");
+                }
+            }
+            Outcome::Scraped(reply) => {
+                records.push(DONE_SCRAPED);
+                records.push(u32::try_from(reply.stats.len()).unwrap_or(u32::MAX));
+                for s in &reply.stats {
+                    records.extend([s.seeders, s.completed, s.leechers]);
+                }
+            }
+            Outcome::Failed(error) => {
+                records.push(DONE_FAILED + error_code(&error));
+                records.push(0);
+                batch.messages.push(error.to_string());
+            }
+        }
+    }
+    batch
+}
+
+fn error_code(error: &RequestError) -> u32 {
+    match error {
+        RequestError::Tracker(_) => 0,
+        RequestError::BadResponse(_) => 1,
+        RequestError::Timeout { .. } => 2,
+        RequestError::Resolve(_) => 3,
+        RequestError::Send(_) => 4,
     }
 }
 
@@ -332,8 +483,10 @@ fn extensions(args: &TargetArgs) -> Result<Option<LibtorrentExtensions>> {
 }
 
 fn short_string(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    if bytes.len() > 255 {
-        return Err(range_error(&format!("{name} must be at most 255 bytes")));
+    if bytes.len() > MAX_SHORT_STRING as usize {
+        return Err(range_error(&format!(
+            "{name} must be at most {MAX_SHORT_STRING} bytes"
+        )));
     }
     Ok(bytes.to_vec())
 }
@@ -348,76 +501,99 @@ fn twenty_bytes(bytes: &[u8], name: &str) -> Result<[u8; 20]> {
         .map_err(|_| range_error(&format!("{name} must be 20 bytes")))
 }
 
-/// 2^53: above it a JS number is no longer an exact integer.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
-
-fn counter(value: &Either<f64, BigInt>, name: &str) -> Result<u64> {
-    match value {
-        Either::A(n) if n.fract() == 0.0 && (0.0..MAX_SAFE_INTEGER).contains(n) => {
-            // Checked above: a non-negative integer below 2^53 converts exactly.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            Ok(*n as u64)
-        }
-        Either::B(big) => match big.get_u64() {
-            (false, n, true) => Ok(n),
-            _ => Err(range_error(&format!("{name} must be from 0 to 2^64-1"))),
-        },
-        Either::A(_) => Err(range_error(&format!(
-            "{name} must be a non-negative safe integer or a BigInt"
-        ))),
-    }
-}
-
 fn port(value: u32, name: &str) -> Result<u16> {
     u16::try_from(value).map_err(|_| range_error(&format!("{name} must be from 0 to 65535")))
 }
 
-fn completion_to_js(completion: Completion) -> CompletionJs {
-    let mut js = CompletionJs {
-        id: completion.id,
-        error: None,
-        code: None,
-        interval: None,
-        leechers: None,
-        seeders: None,
-        peers: None,
-        scrape: None,
-    };
-    match completion.outcome {
-        Outcome::Announced(reply) => {
-            js.interval = Some(reply.interval);
-            js.leechers = Some(reply.leechers);
-            js.seeders = Some(reply.seeders);
-            js.peers = Some(reply.peers.iter().map(|p| p.to_string()).collect());
-        }
-        Outcome::Scraped(reply) => {
-            js.scrape = Some(
-                reply
-                    .stats
-                    .iter()
-                    .map(|s| ScrapeStatsJs {
-                        complete: s.seeders,
-                        downloaded: s.completed,
-                        incomplete: s.leechers,
-                    })
-                    .collect(),
-            );
-        }
-        Outcome::Failed(error) => {
-            js.code = Some(error_code(&error).to_owned());
-            js.error = Some(error.to_string());
-        }
-    }
-    js
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn error_code(error: &RequestError) -> &'static str {
-    match error {
-        RequestError::Tracker(_) => "ERR_TRACKER_ERROR",
-        RequestError::BadResponse(_) => "ERR_BAD_RESPONSE",
-        RequestError::Timeout { .. } => "ERR_TRACKER_TIMEOUT",
-        RequestError::Resolve(_) => "ERR_DNS",
-        RequestError::Send(_) => "ERR_SEND",
+    #[test]
+    fn exported_limits_match_the_engine() {
+        assert_eq!(
+            Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
+            RequestOptions::default().timeout
+        );
+        assert_eq!(SCRAPE_HASHES_V4 as usize, MAX_SCRAPE_HASHES_V4);
+        assert_eq!(
+            SCRAPE_HASHES_V6 as usize,
+            crate::proto::MAX_SCRAPE_HASHES_V6
+        );
+    }
+
+    #[test]
+    fn the_layout_and_codes_js_reads_are_the_ones_used_here() {
+        let layout = start_layout();
+        assert_eq!(layout.peer_id as usize + 20, ANNOUNCE_RECORD);
+        assert_eq!(layout.announce_record as usize, ANNOUNCE_RECORD);
+        assert_eq!(layout.scrape_header as usize, START_HEADER);
+        assert_eq!(layout.skipped, u32::from(START_SKIPPED));
+        let codes = error_codes();
+        assert_eq!(
+            codes[error_code(&RequestError::Timeout { waited_ms: 1 }) as usize],
+            "ERR_TRACKER_TIMEOUT"
+        );
+        assert_eq!(
+            codes[error_code(&RequestError::Send(String::new())) as usize],
+            "ERR_SEND"
+        );
+    }
+
+    #[test]
+    fn completions_are_flat_records() {
+        use crate::proto::{AnnounceResponse, ScrapeResponse, ScrapeStats, TransactionId};
+        let done = vec![
+            Completion {
+                id: 7,
+                outcome: Outcome::Announced(AnnounceResponse {
+                    transaction_id: TransactionId(1),
+                    interval: 1800,
+                    leechers: 2,
+                    seeders: 3,
+                    peers: vec![
+                        "10.0.0.1:6881".parse().unwrap(),
+                        "[::1]:80".parse().unwrap(),
+                    ],
+                }),
+            },
+            Completion {
+                id: 8,
+                outcome: Outcome::Scraped(ScrapeResponse {
+                    transaction_id: TransactionId(2),
+                    stats: vec![ScrapeStats {
+                        seeders: 4,
+                        completed: 5,
+                        leechers: 6,
+                    }],
+                }),
+            },
+            Completion {
+                id: 9,
+                outcome: Outcome::Failed(RequestError::Timeout { waited_ms: 30 }),
+            },
+        ];
+        let batch = encode(done);
+        assert_eq!(
+            batch.records,
+            [7, 0, 2, 1800, 2, 3, 8, 1, 1, 4, 5, 6, 9, 4, 0]
+        );
+        assert_eq!(batch.peers, "10.0.0.1:6881,[::1]:80");
+        assert_eq!(batch.messages, ["tracker is not responding after:30"]);
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors_not_panics() {
+        assert!(decode(&[0; 15], &[]).is_err());
+        assert!(decode(&[0; 40], &[]).is_err());
+        assert!(decode(&[9; 92], &[]).is_err());
+        let mut scrape = [0u8; 16];
+        scrape[START_KIND] = START_SCRAPE;
+        scrape[START_COUNT] = 1;
+        assert!(decode(&scrape, &[]).is_err());
+        let mut skipped = [0u8; ANNOUNCE_RECORD];
+        skipped[START_KIND] = START_SKIPPED;
+        assert!(matches!(decode(&skipped, &[]), Ok((None, ANNOUNCE_RECORD))));
     }
 }
 

@@ -58,6 +58,9 @@ impl Target {
 #[derive(Debug)]
 pub struct StartRequest {
     pub id: RequestId,
+    /// Who may share a cached connection id: the class API passes its
+    /// instance's own number, the promise API 0 (shared across calls).
+    pub scope: u32,
     pub target: Arc<Target>,
     pub kind: RequestKind,
 }

@@ -4,7 +4,7 @@
 //! - [`session`]: the request state machine, driven by a clock passed in;
 //! - `driver`: the tokio thread with the sockets;
 //! - [`tracker`]: a small BEP 15 tracker for tests (sans-IO, and its server);
-//! - `binding`: the napi surface that `index.js` wraps.
+//! - `binding`: the napi surface that `lib/` (the JS side) wraps.
 #![deny(clippy::all)]
 
 mod binding;

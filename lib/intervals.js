@@ -1,0 +1,123 @@
+'use strict'
+
+// Announce-interval timers for many instances at the cost of a few: one Node
+// timer per distinct interval length, over a queue of the instances due (an
+// instance joins at the end of its length's queue, so each queue is in due
+// order, as Node's own timer lists are). An instance that hands its timer to
+// user code (1.2.0's `_announce_intervals_timeout`) gets a real Node timer
+// for the time left: see `materialize`.
+
+const { performance } = require('perf_hooks')
+
+// Interval length in ms -> { items: [owner, due, owner, due, ...], head, base, timer }.
+// `items[i - base]` is the entry at absolute index i; cancelled owners are null.
+const queues = new Map()
+// Compact a queue's array once this many entries before its head are done.
+const COMPACT_AFTER = 1024
+
+/**
+ * Calls `owner._onIntervalEnd()` after `ms`. The owner keeps the entry's
+ * place in `_intervalQueue` and `_intervalIndex` (for `cancel`).
+ */
+function schedule (owner, ms) {
+  let queue = queues.get(ms)
+  if (queue === undefined) {
+    queue = { ms, items: [], head: 0, base: 0, live: 0, timer: null }
+    queues.set(ms, queue)
+  }
+  const due = performance.now() + ms
+  owner._intervalQueue = queue
+  owner._intervalIndex = queue.base + queue.items.length
+  queue.items.push(owner, due)
+  queue.live++
+  if (queue.timer === null) arm(queue, due)
+}
+
+/** Forgets the owner's scheduled interval end, if any; returns its due time. */
+function cancel (owner) {
+  const queue = owner._intervalQueue
+  if (queue === null) return null
+  const at = owner._intervalIndex - queue.base
+  const due = queue.items[at + 1]
+  queue.items[at] = null
+  owner._intervalQueue = null
+  // Instances created and destroyed within one interval leave holes: drop
+  // them once they are most of the queue, and the queue when it is empty.
+  if (--queue.live === 0) {
+    clearTimeout(queue.timer)
+    queues.delete(queue.ms)
+  } else {
+    const pending = (queue.items.length - (queue.head - queue.base)) / 2
+    if (pending >= COMPACT_AFTER && queue.live * 2 <= pending) compact(queue)
+  }
+  return due
+}
+
+/** Drops the done and cancelled entries of a queue. */
+function compact (queue) {
+  const kept = []
+  const items = queue.items
+  for (let at = queue.head - queue.base; at < items.length; at += 2) {
+    const owner = items[at]
+    if (owner === null) continue
+    owner._intervalIndex = queue.head + kept.length
+    kept.push(owner, items[at + 1])
+  }
+  queue.items = kept
+  queue.base = queue.head
+}
+
+/**
+ * Turns the owner's scheduled interval end into a Node timer of its own for
+ * the time left, and returns that timer (null when none is scheduled).
+ * `onEnd(owner)` is called when it fires.
+ */
+function materialize (owner, onEnd) {
+  const due = cancel(owner)
+  if (due === null) return null
+  const timer = setTimeout(onEnd, Math.max(0, Math.ceil(due - performance.now())), owner)
+  timer.unref()
+  return timer
+}
+
+function arm (queue, due) {
+  queue.timer = setTimeout(fire, Math.max(1, Math.ceil(due - performance.now())), queue)
+  queue.timer.unref()
+}
+
+function fire (queue) {
+  queue.timer = null
+  const now = performance.now()
+  let thrown = null
+  while (queue.live > 0) {
+    const at = queue.head - queue.base
+    const owner = queue.items[at]
+    const due = queue.items[at + 1]
+    if (owner !== null && due > now + 1) {
+      arm(queue, due)
+      break
+    }
+    queue.items[at] = null
+    queue.head += 2
+    if (owner === null) continue
+    queue.live--
+    owner._intervalQueue = null
+    try {
+      owner._onIntervalEnd()
+    } catch (err) {
+      // One failing owner must not stop the others; it still surfaces.
+      if (thrown === null) thrown = { err }
+    }
+  }
+  if (queue.live === 0) {
+    if (queue.timer !== null) clearTimeout(queue.timer)
+    queue.timer = null
+    queues.delete(queue.ms)
+  } else {
+    const done = queue.head - queue.base
+    if (done >= COMPACT_AFTER && done * 2 >= queue.items.length) compact(queue)
+  }
+  if (thrown !== null) throw thrown.err
+}
+
+module.exports = { schedule, cancel, materialize }

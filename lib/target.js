@@ -1,0 +1,68 @@
+'use strict'
+
+// Targets: a tracker URL and the request options, as one native
+// TrackerTarget. Instances and promise calls with the same URL and options
+// share one; the native object is freed when the last holder is collected.
+
+const net = require('net')
+const { TrackerTarget } = require('./native.js')
+const { parseAnnounceUrl } = require('./url.js')
+const { LIMITS, checkRequestOptions } = require('./validate.js')
+
+// Recently used targets by URL and options. Bounded: when full it starts
+// again, and holders keep their own reference.
+const TARGETS_KEPT = 1024
+const targets = new Map()
+// The last target handed out, with the URL and checked options it was for.
+let last = null
+
+/**
+ * The target for `announceUrl` and the options in `opts` (their names are
+ * prefixed with `prefix` in errors): { native, timeoutMs, scrapeBatch }.
+ */
+function targetFor (announceUrl, opts, prefix) {
+  const { host, bareHost, port, path } = parseAnnounceUrl(announceUrl)
+  const o = checkRequestOptions(opts, prefix)
+  const withExtensions = o.authUser !== undefined || o.requestString !== undefined
+  // Instances are mostly created in runs with the same URL and options.
+  if (!withExtensions && last !== null && last.url === announceUrl && last.family === o.family &&
+      last.timeoutMs === o.timeoutMs && last.maxAttempts === o.maxAttempts &&
+      last.strictSource === o.strictSource && last.reuseConnectionId === o.reuseConnectionId) {
+    return last.target
+  }
+  // Targets with libtorrent's extensions are not shared: the key would have
+  // to hold the password. Every field but the last has no spaces.
+  const key = withExtensions
+    ? null
+    : `${host} ${port} ${o.family} ${o.timeoutMs} ${o.maxAttempts} ${o.strictSource} ${o.reuseConnectionId} ${path}`
+  let target = key === null ? undefined : targets.get(key)
+  if (target === undefined) {
+    target = Object.freeze({
+      native: new TrackerTarget({
+        host,
+        port,
+        family: o.family,
+        timeoutMs: o.timeoutMs,
+        maxAttempts: o.maxAttempts,
+        strictSource: o.strictSource,
+        reuseConnectionId: o.reuseConnectionId,
+        urlData: Buffer.from(path),
+        authUser: o.authUser,
+        authPassword: o.authPassword,
+        requestString: o.requestString
+      }),
+      timeoutMs: o.timeoutMs,
+      // BEP 15 bounds a scrape to 74 hashes; a tracker that may be reached
+      // over IPv6 gets 60, to stay within the 1280-byte minimum MTU.
+      scrapeBatch: o.family === 4 || net.isIPv4(bareHost) ? LIMITS.scrapeHashesV4 : LIMITS.scrapeHashesV6
+    })
+    if (key !== null) {
+      if (targets.size >= TARGETS_KEPT) targets.clear()
+      targets.set(key, target)
+    }
+  }
+  if (!withExtensions) last = { url: announceUrl, ...o, target }
+  return target
+}
+
+module.exports = { targetFor }

@@ -1,0 +1,206 @@
+'use strict'
+
+// The 1.2.0 EventEmitter API: an instance per torrent and tracker, its
+// fields and interval timers, and the engine's results turned into events.
+// A plain constructor function, so that both `class X extends UdpTracker`
+// and pre-ES6 `UdpTracker.apply(this, arguments)` with util.inherits work.
+
+const { EventEmitter } = require('events')
+const engine = require('./engine.js')
+const intervals = require('./intervals.js')
+const { targetFor } = require('./target.js')
+const {
+  LIMITS, EVENTS, toTwentyBytes, checkOptions, checkCounters, checkEvent, checkAnnounceFields
+} = require('./validate.js')
+
+// A marker for `_socket`: 1.2.0 kept its own dgram socket there while a
+// request was out; every instance now shares the engine's sockets.
+const SHARED_SOCKET = Object.freeze({ shared: true })
+const NO_COUNTERS = Object.freeze({ downloaded: 0, left: 0, uploaded: 0 })
+// 1.2.0's timer arrays start as this shared empty array (an instance has no
+// timer until user code asks for one; `_udpTimmers` stays empty: the
+// retransmission timers are in Rust).
+const NO_TIMERS = Object.freeze([])
+
+// Each instance reuses connection ids only among its own requests (and
+// requests started together): its scope, never 0 (0 is the promise API's).
+let lastScope = 0
+
+function UdpTracker (peerId, infoHash, announceUrl, opts) {
+  if (!(this instanceof UdpTracker)) {
+    throw new TypeError("Class constructor UdpTracker cannot be invoked without 'new'")
+  }
+  EventEmitter.call(this)
+  const options = checkOptions(opts)
+  this.peerId = toTwentyBytes(peerId, 'peerId', false)
+  this.infoHash = toTwentyBytes(infoHash, 'infoHash', true)
+  this.announceUrl = announceUrl
+  this.opts = options
+  this._fields = checkAnnounceFields(options, 'opts')
+  this._target = targetFor(announceUrl, options, 'opts')
+  this._scope = lastScope = lastScope >= 0xffffffff ? 1 : lastScope + 1
+  this.port = this._fields.port
+  this._timeout = this._target.timeoutMs
+
+  // 1.2.0's fields, with their meaning.
+  this._in_interval = false
+  this._last_opts = null
+  this._udpTimmers = NO_TIMERS
+  this._socket = null
+  this.destoryed = false
+  this.destroyed = false
+
+  // The interval's end: scheduled in lib/intervals.js, or a Node timer of
+  // its own once user code has read `_announce_intervals_timeout`.
+  this._intervalQueue = null
+  this._intervalIndex = 0
+  this._intervalTimers = NO_TIMERS
+
+  this._announceId = 0
+  this._scrapeId = 0
+  this._sentEvent = 0
+  this._lastCounters = NO_COUNTERS
+  this._queuedEvent = null
+}
+
+Object.setPrototypeOf(UdpTracker.prototype, EventEmitter.prototype)
+Object.setPrototypeOf(UdpTracker, EventEmitter)
+
+// 1.2.0's array of interval timers. Reading it turns the scheduled interval
+// end into a real Node timer, so that `clearTimeout` on its entries stops the
+// re-announce, as in 1.2.0.
+Object.defineProperty(UdpTracker.prototype, '_announce_intervals_timeout', {
+  get () {
+    const timer = intervals.materialize(this, onTimerEnd)
+    if (timer !== null) {
+      if (this._intervalTimers === NO_TIMERS) this._intervalTimers = [timer]
+      else this._intervalTimers.push(timer)
+    }
+    return this._intervalTimers
+  },
+  set (timers) {
+    void this._announce_intervals_timeout // a scheduled end keeps running, as a timer
+    this._intervalTimers = timers
+  },
+  enumerable: true,
+  configurable: true
+})
+
+function onTimerEnd (tracker) {
+  // The timer that fired is the last one added: no other is added while it
+  // runs (the instance does not announce during its interval).
+  const timers = tracker._intervalTimers
+  if (timers.length === 1) tracker._intervalTimers = NO_TIMERS
+  else timers.pop()
+  tracker._onIntervalEnd()
+}
+
+/**
+ * Announces `event` (0 none, 1 completed, 2 started, 3 stopped) with the
+ * counters in `opts`. During the announce interval the call is stored and
+ * answered with the error 'not calling announce'; the interval's end sends it.
+ */
+UdpTracker.prototype.announce = function announce (event, opts) {
+  if (this.destroyed) return
+  const options = checkOptions(opts)
+  const counters = checkCounters(options, 'opts')
+  const code = checkEvent(event)
+  if (code === null) {
+    this._emitLater('error', 'unknown event')
+    return
+  }
+  this._last_opts = { ...options, event: code }
+  this._lastCounters = counters
+  if (this._in_interval) {
+    this._queuedEvent = code
+    this._emitLater('error', 'not calling announce')
+    return
+  }
+  this._queuedEvent = null
+  this._send(code, counters)
+}
+
+/** Asks the tracker for this torrent's swarm counts: a `scrape` event. */
+UdpTracker.prototype.scrape = function scrape () {
+  if (this.destroyed) return
+  engine.cancel(this._scrapeId)
+  this._scrapeId = engine.startScrape(this, this._target, this._scope, [this.infoHash])
+}
+
+/** Stops every request and timer; no event follows. Safe to call twice. */
+UdpTracker.prototype.destroy = function destroy () {
+  this.destroyed = true
+  this.destoryed = true
+  engine.cancel(this._announceId)
+  engine.cancel(this._scrapeId)
+  this._announceId = 0
+  this._scrapeId = 0
+  intervals.cancel(this)
+  for (const timer of this._intervalTimers) clearTimeout(timer)
+  this._intervalTimers = NO_TIMERS
+  this._udpTimmers = NO_TIMERS
+  this._socket = null
+  this._in_interval = false
+}
+
+/** 1.2.0's spelling of `destroy`. */
+UdpTracker.prototype.destory = function destory () {
+  this.destroy()
+}
+
+UdpTracker.prototype._send = function _send (event, counters) {
+  engine.cancel(this._announceId)
+  this._sentEvent = event
+  this._announceId = engine.startAnnounce(this, this._target, this._scope, this.infoHash, this.peerId,
+    this._fields, counters, event)
+  this._socket = SHARED_SOCKET
+}
+
+// The engine's answer to this instance's announce or scrape.
+UdpTracker.prototype._done = function _done (id, message, code, result) {
+  if (id === this._announceId) this._onAnnounced(message, result)
+  else if (id === this._scrapeId) this._onScraped(message, result)
+}
+
+UdpTracker.prototype._onScraped = function _onScraped (message, result) {
+  this._scrapeId = 0
+  if (this.destroyed) return
+  if (message !== null) this.emit('error', message)
+  else this.emit('scrape', result[0])
+}
+
+UdpTracker.prototype._onAnnounced = function _onAnnounced (message, update) {
+  this._announceId = 0
+  this._socket = null
+  if (this.destroyed) return
+  if (message !== null) {
+    this.emit('error', message)
+    return
+  }
+  // A successful 'stopped' ends the announcing: 1.2.0 repeated it forever.
+  if (this._sentEvent !== EVENTS.stopped) {
+    this._in_interval = true
+    intervals.schedule(this, Math.min(update.interval * 1000, LIMITS.longestTimerMs))
+  }
+  this.emit('update', update)
+}
+
+UdpTracker.prototype._onIntervalEnd = function _onIntervalEnd () {
+  if (this.destroyed) return
+  this._in_interval = false
+  // Periodic announces are event 0 (none) unless the user queued one.
+  const event = this._queuedEvent === null ? EVENTS.none : this._queuedEvent
+  this._queuedEvent = null
+  if (this._last_opts !== null) this._last_opts.event = event
+  this._send(event, this._lastCounters)
+}
+
+UdpTracker.prototype._emitLater = function _emitLater (name, payload) {
+  process.nextTick(emitUnlessDestroyed, this, name, payload)
+}
+
+function emitUnlessDestroyed (tracker, name, payload) {
+  if (!tracker.destroyed) tracker.emit(name, payload)
+}
+
+module.exports = UdpTracker

@@ -1,0 +1,248 @@
+'use strict'
+
+// Argument checks: each returns the value as the engine takes it, or throws a
+// TypeError or RangeError naming the argument. This module owns every limit
+// and default of the JS side; the engine's own limits come from the binding.
+
+const net = require('net')
+const { randomBytes } = require('crypto')
+const native = require('./native.js')
+
+const LIMITS = Object.freeze({
+  maxAttempts: native.MAX_ATTEMPTS,
+  defaultTimeoutMs: native.DEFAULT_TIMEOUT_MS,
+  scrapeHashesV4: native.SCRAPE_HASHES_V4,
+  scrapeHashesV6: native.SCRAPE_HASHES_V6,
+  maxShortString: native.MAX_SHORT_STRING,
+  defaultNumWant: 50,
+  // setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days).
+  longestTimerMs: 2 ** 31 - 1,
+  // An announce interval of 0 means "none given": bittorrent-tracker's default.
+  defaultIntervalS: 1800
+})
+
+const EVENTS = Object.freeze({ none: 0, completed: 1, started: 2, stopped: 3 })
+const U64_MAX = (1n << 64n) - 1n
+
+function toTwentyBytes (value, name, allowHex) {
+  let buf
+  if (value instanceof Uint8Array) {
+    // Buffers and Uint8Arrays; a Proxy or a view of a detached buffer fails
+    // here, and is reported as this argument's fault.
+    try {
+      buf = Buffer.from(value) // a copy: later changes to the caller's bytes do not reach the wire
+    } catch {
+      throw new TypeError(`${name} must be a Buffer or Uint8Array with readable bytes`)
+    }
+  } else if (typeof value === 'string') {
+    if (allowHex) {
+      if (!/^[0-9a-fA-F]{40}$/.test(value)) {
+        throw new TypeError(`${name} must be 20 bytes: a Buffer or a 40-character hex string`)
+      }
+      buf = Buffer.from(value, 'hex')
+    } else {
+      buf = Buffer.from(value)
+    }
+  } else {
+    throw new TypeError(`${name} must be a Buffer or a string`)
+  }
+  if (buf.length !== 20) throw new TypeError(`${name} must be 20 bytes, got ${buf.length}`)
+  return buf
+}
+
+/**
+ * A number option: a number, or (as 1.2.0 accepted, e.g. from an environment
+ * variable) a string of decimal digits, with a minus sign where negative
+ * values are allowed.
+ */
+function toNumber (value, negativeAllowed) {
+  if (typeof value === 'number') return value
+  if (typeof value === 'string' && (negativeAllowed ? /^-?[0-9]+$/ : /^[0-9]+$/).test(value)) return Number(value)
+  return undefined
+}
+
+function checkInteger (value, name, min, max, fallback) {
+  if (value === undefined || value === null) return fallback
+  const n = toNumber(value, min < 0)
+  if (n === undefined) throw new TypeError(`${name} must be a number`)
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`)
+  }
+  return n
+}
+
+function checkTimeout (value, name, fallback = LIMITS.defaultTimeoutMs) {
+  if (value === undefined || value === null) return fallback
+  const ms = toNumber(value, false)
+  if (ms === undefined) throw new TypeError(`${name} must be a number of milliseconds`)
+  if (!(ms >= 1) || ms > LIMITS.longestTimerMs) {
+    throw new RangeError(`${name} must be from 1 to ${LIMITS.longestTimerMs} milliseconds, got ${value}`)
+  }
+  return ms
+}
+
+function checkBoolean (value, name, fallback) {
+  if (value === undefined || value === null) return fallback
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean`)
+  return value
+}
+
+function checkFamily (value, name) {
+  if (value === undefined || value === null || value === 'auto' || value === 0) return 0
+  if (value === 4 || value === 'ipv4' || value === 'IPv4') return 4
+  if (value === 6 || value === 'ipv6' || value === 'IPv6') return 6
+  throw new RangeError(`${name} must be 4, 6 or 'auto', got ${String(value)}`)
+}
+
+/** An IPv4 address string as a u32; 0 for none. */
+function checkIp (value, name) {
+  if (value === undefined || value === null || value === 0) return 0
+  if (typeof value !== 'string' || !net.isIPv4(value)) {
+    throw new TypeError(`${name} must be an IPv4 address string`)
+  }
+  return value.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
+}
+
+/** A counter as the engine takes it: a safe integer number, or a BigInt. */
+function checkCounter (value, name) {
+  if (value === undefined || value === null) return 0
+  if (typeof value === 'bigint') {
+    if (value < 0n || value > U64_MAX) throw new RangeError(`${name} must be from 0 to 2^64-1`)
+    return value
+  }
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number or a BigInt`)
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative integer (a BigInt above 2^53), got ${value}`)
+  }
+  return value
+}
+
+/** The three announce counters, checked; `prefix` names their object. */
+function checkCounters (opts, prefix) {
+  return {
+    downloaded: checkCounter(opts.downloaded, `${prefix}.downloaded`),
+    left: checkCounter(opts.left, `${prefix}.left`),
+    uploaded: checkCounter(opts.uploaded, `${prefix}.uploaded`)
+  }
+}
+
+/** An event as 0-3, or null when it is none of 0-3, '0'-'3' or the names. */
+function checkEvent (event) {
+  if (typeof event === 'string' && Object.hasOwn(EVENTS, event)) return EVENTS[event]
+  if (typeof event === 'string' && /^[0-3]$/.test(event)) return Number(event)
+  if (event === 0 || event === 1 || event === 2 || event === 3) return event
+  return null
+}
+
+function checkShortString (value, name) {
+  if (value === undefined || value === null) return undefined
+  let buf
+  if (typeof value === 'string') buf = Buffer.from(value)
+  else if (value instanceof Uint8Array) buf = Buffer.from(value)
+  else throw new TypeError(`${name} must be a string or a Buffer`)
+  if (buf.length > LIMITS.maxShortString) {
+    throw new RangeError(`${name} must be at most ${LIMITS.maxShortString} bytes, got ${buf.length}`)
+  }
+  return buf
+}
+
+/** libtorrent's authentication and request-string extensions (opt-in). */
+function checkExtensions (opts, prefix) {
+  const out = { authUser: undefined, authPassword: undefined, requestString: undefined }
+  if (opts.auth !== undefined && opts.auth !== null) {
+    if (typeof opts.auth !== 'object') throw new TypeError(`${prefix}.auth must be an object { user, password }`)
+    out.authUser = checkShortString(opts.auth.user, `${prefix}.auth.user`)
+    if (out.authUser === undefined) throw new TypeError(`${prefix}.auth.user must be a string or a Buffer`)
+    if (typeof opts.auth.password !== 'string' && !(opts.auth.password instanceof Uint8Array)) {
+      throw new TypeError(`${prefix}.auth.password must be a string or a Buffer`)
+    }
+    out.authPassword = Buffer.from(opts.auth.password)
+  }
+  out.requestString = checkShortString(opts.requestString, `${prefix}.requestString`)
+  return out
+}
+
+function checkOptions (opts, name = 'opts') {
+  if (opts === undefined || opts === null) return {}
+  if (typeof opts !== 'object') throw new TypeError(`${name} must be an object`)
+  return opts
+}
+
+function checkSignal (signal, name) {
+  if (signal === undefined || signal === null) return null
+  if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
+      typeof signal.addEventListener !== 'function') {
+    throw new TypeError(`${name} must be an AbortSignal`)
+  }
+  return signal
+}
+
+// Announce keys come from one pool of random bytes rather than a
+// randomBytes() call per instance.
+let keyPool = Buffer.alloc(0)
+let keyPoolAt = 0
+
+function randomKey () {
+  if (keyPoolAt + 4 > keyPool.length) {
+    keyPool = randomBytes(4096)
+    keyPoolAt = 0
+  }
+  const key = keyPool.readUInt32BE(keyPoolAt)
+  keyPoolAt += 4
+  return key
+}
+
+/** The announce fields an instance or a promise-API call fixes once. */
+function checkAnnounceFields (opts, prefix) {
+  return {
+    port: checkInteger(opts.port, `${prefix}.port`, 0, 65535, 0),
+    numWant: checkInteger(opts.numWant, `${prefix}.numWant`, -1, 2 ** 31 - 1, LIMITS.defaultNumWant),
+    key: opts.key === undefined || opts.key === null
+      ? randomKey()
+      : checkInteger(opts.key, `${prefix}.key`, 0, 0xffffffff, 0),
+    ip: checkIp(opts.ip, `${prefix}.ip`)
+  }
+}
+
+// The request options when none is given (most instances).
+const DEFAULT_REQUEST_OPTIONS = Object.freeze({
+  family: 0,
+  timeoutMs: LIMITS.defaultTimeoutMs,
+  maxAttempts: LIMITS.maxAttempts,
+  strictSource: true,
+  reuseConnectionId: true,
+  authUser: undefined,
+  authPassword: undefined,
+  requestString: undefined
+})
+
+/** The request options that define a target, checked (see lib/target.js). */
+function checkRequestOptions (opts, prefix) {
+  if (opts.family === undefined && opts._timeout === undefined && opts.maxAttempts === undefined &&
+      opts.strictSource === undefined && opts.connectionIdCache === undefined && opts.auth === undefined &&
+      opts.requestString === undefined) {
+    return DEFAULT_REQUEST_OPTIONS
+  }
+  return {
+    family: checkFamily(opts.family, `${prefix}.family`),
+    timeoutMs: checkTimeout(opts._timeout, `${prefix}._timeout`),
+    maxAttempts: checkInteger(opts.maxAttempts, `${prefix}.maxAttempts`, 1, LIMITS.maxAttempts, LIMITS.maxAttempts),
+    strictSource: checkBoolean(opts.strictSource, `${prefix}.strictSource`, true),
+    reuseConnectionId: checkBoolean(opts.connectionIdCache, `${prefix}.connectionIdCache`, true),
+    ...checkExtensions(opts, prefix)
+  }
+}
+
+module.exports = {
+  LIMITS,
+  EVENTS,
+  toTwentyBytes,
+  checkInteger,
+  checkTimeout,
+  checkCounters,
+  checkEvent,
+  checkOptions,
+  checkSignal,
+  checkAnnounceFields,
+  checkRequestOptions
+}
