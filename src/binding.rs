@@ -11,10 +11,10 @@
 //! - finished requests leave in one callback per driver turn, as flat `u32`
 //!   records, one string of every peer and one array of error messages.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Buffer, BufferSlice, FnArgs, Function, Uint32Array};
+use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, FnArgs, Function, Uint32Array};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
