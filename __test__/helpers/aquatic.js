@@ -133,7 +133,7 @@ function waitUntilAnswering (host, port, timeoutMs, exited) {
       retry = setInterval(send, READY_RETRY_MS)
     })
     deadline = setTimeout(() => finish(new Error(`no reply to a connect request within ${timeoutMs} ms`)), timeoutMs)
-    exited.then((how) => finish(new Error(`aquatic_udp exited before answering (${how})`)))
+    exited.then((how) => finish(new Error(`the tracker exited before answering (${how})`)))
   })
 }
 
@@ -220,4 +220,4 @@ async function startAquatic (options = {}) {
   }
 }
 
-module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback }
+module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering }
