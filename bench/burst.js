@@ -50,6 +50,7 @@ const dgram = require('node:dgram')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const util = require('node:util')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
 const {
@@ -60,6 +61,7 @@ const { provisionAquatic } = require('../scripts/aquatic.js')
 const { aquaticConfig } = require('../scripts/aquatic-config.js')
 const { startOpentracker, opentrackerUnavailable } = require('../__test__/helpers/opentracker.js')
 const { freeUdpPort, waitUntilAnswering } = require('../__test__/helpers/aquatic.js')
+const { spawnTracker } = require('../__test__/helpers/tracker-process.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const PEERS = path.join(__dirname, 'peers')
@@ -73,11 +75,9 @@ const loadavg = () => round(os.loadavg()[0], 2)
 // ---------------------------------------------------------------------------
 // Arguments
 
+/** Prints the comment block at the top of this file (to stderr after `message`, exit 2). */
 function usage (message) {
-  const lines = fs.readFileSync(__filename, 'utf8').split('\n')
-  const first = lines.findIndex((l) => l.startsWith('//'))
-  const end = lines.findIndex((l, i) => i > first && !l.startsWith('//'))
-  const text = lines.slice(first, end).map((l) => l.slice(3)).join('\n')
+  const text = /\n\/\/ Burst benchmark[\s\S]*?\n\n/.exec(fs.readFileSync(__filename, 'utf8'))[0].replace(/^\/\/ ?/gm, '').trim()
   if (message) {
     console.error(`burst.js: ${message}\n\n${text}`)
     process.exit(2)
@@ -86,58 +86,51 @@ function usage (message) {
   process.exit(0)
 }
 
-function positiveInt (s, name) {
+const count = (s, flag) => {
   const n = Number(String(s).replace(/_/g, ''))
-  if (!Number.isInteger(n) || n < 1) usage(`${name} must be a positive integer, got ${s}`)
+  if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a positive integer, got ${s}`)
   return n
 }
 
+/** A comma-separated list of names from `known` (through `aliases`), without repeats. */
+const names = (s, flag, known, aliases = {}) => [...new Set(s.split(',').map((name) => {
+  const key = aliases[name.trim()] ?? name.trim()
+  if (!known.includes(key)) usage(`unknown ${flag} value ${name}: ${known.join(', ')}`)
+  return key
+}))]
+
 function parseArgs (argv) {
-  const args = {
-    n: 5000,
-    capS: 150,
-    trackers: TRACKERS,
-    impls: IMPL_NAMES,
-    out: process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl'),
-    child: null,
-    btServer: false
+  let parsed
+  try {
+    parsed = util.parseArgs({
+      args: argv,
+      options: {
+        n: { type: 'string', default: '5000' },
+        cap: { type: 'string', default: '150' },
+        tracker: { type: 'string', default: TRACKERS.join(',') },
+        impl: { type: 'string', default: IMPL_NAMES.join(',') },
+        out: { type: 'string', default: process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl') },
+        help: { type: 'boolean', short: 'h' },
+        // Internal: the child (one implementation against one tracker) and the bt-server process.
+        child: { type: 'string' },
+        url: { type: 'string' },
+        hashes: { type: 'string' },
+        'bt-server': { type: 'string' }
+      }
+    }).values
+  } catch (err) {
+    usage(err.message)
   }
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]
-    const value = () => {
-      if (i + 1 >= argv.length) usage(`${flag} needs a value`)
-      return argv[++i]
-    }
-    switch (flag) {
-      case '--n': args.n = positiveInt(value(), '--n'); break
-      case '--cap': args.capS = positiveInt(value(), '--cap'); break
-      case '--tracker':
-        args.trackers = value().split(',').map((t) => {
-          if (!TRACKERS.includes(t.trim())) usage(`unknown tracker ${t}: ${TRACKERS.join(', ')}`)
-          return t.trim()
-        })
-        break
-      case '--impl':
-        args.impls = value().split(',').map((name) => {
-          const key = ALIASES[name.trim()]
-          if (!IMPL_NAMES.includes(key)) usage(`unknown implementation ${name}: ${IMPL_NAMES.join(', ')}`)
-          return key
-        })
-        break
-      case '--out': args.out = path.resolve(value()); break
-      case '--child': // internal: --child IMPL URL HASHFILE
-        args.child = { impl: value(), url: value(), hashFile: value() }
-        break
-      case '--bt-server': // internal: serve bittorrent-tracker's Server on this port
-        args.btServer = positiveInt(value(), '--bt-server')
-        break
-      case '-h': case '--help': usage(null); break
-      default: usage(`unknown argument ${flag}`)
-    }
+  if (parsed.help) usage(null)
+  return {
+    n: count(parsed.n, '--n'),
+    capS: count(parsed.cap, '--cap'),
+    trackers: names(parsed.tracker, '--tracker', TRACKERS),
+    impls: names(parsed.impl, '--impl', IMPL_NAMES, ALIASES),
+    out: path.resolve(parsed.out),
+    child: parsed.child ? { impl: parsed.child, url: parsed.url, hashFile: parsed.hashes } : null,
+    btServer: parsed['bt-server'] ? count(parsed['bt-server'], '--bt-server') : null
   }
-  args.trackers = [...new Set(args.trackers)]
-  args.impls = [...new Set(args.impls)]
-  return args
 }
 
 // ---------------------------------------------------------------------------
@@ -237,21 +230,6 @@ async function child ({ impl, url, hashFile }, capS) {
 // ---------------------------------------------------------------------------
 // The trackers: start(hashes) → { url, port, pid, version, stop() }
 
-function spawnTracked (cmd, args, opts) {
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
-  let output = ''
-  proc.stdout.on('data', (d) => { output = (output + d).slice(-4000) })
-  proc.stderr.on('data', (d) => { output = (output + d).slice(-4000) })
-  const exited = new Promise((resolve) => proc.once('close', (code, signal) => resolve(signal ? `signal ${signal}` : `code ${code}`)))
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
-    const killer = setTimeout(() => proc.kill('SIGKILL'), 3000)
-    await exited
-    clearTimeout(killer)
-  }
-  return { proc, exited, stop, output: () => output }
-}
-
 const trackers = {
   opentracker: {
     label: 'opentracker (Debian, whitelist)',
@@ -266,15 +244,15 @@ const trackers = {
     unavailable: () => peersAvailable('bittorrent-tracker'),
     start: async () => {
       const port = await freeUdpPort('127.0.0.1')
-      const t = spawnTracked(process.execPath, [__filename, '--bt-server', String(port)], { cwd: ROOT })
+      const t = spawnTracker(process.execPath, [__filename, '--bt-server', String(port)], { cwd: ROOT })
       try {
         await waitUntilAnswering('127.0.0.1', port, 10000, t.exited)
       } catch (err) {
         await t.stop()
-        throw new Error(`bittorrent-tracker's Server did not start: ${err.message}\n${t.output()}`)
+        throw new Error(`bittorrent-tracker's Server did not start: ${err.message}\n${t.describeOutput()}`)
       }
       const version = JSON.parse(fs.readFileSync(path.join(PEERS, 'node_modules', 'bittorrent-tracker', 'package.json'), 'utf8')).version
-      return { url: `udp://127.0.0.1:${port}`, port, pid: t.proc.pid, version, stop: t.stop }
+      return { url: `udp://127.0.0.1:${port}`, port, pid: t.child.pid, version, stop: t.stop }
     }
   },
   aquatic: {
@@ -287,18 +265,14 @@ const trackers = {
       const config = aquaticConfig(bin, { '': { log_level: 'error' }, network: { address: `127.0.0.1:${port}` } })
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'udp-tracker-burst-'))
       fs.writeFileSync(path.join(dir, 'aquatic.toml'), config)
-      const t = spawnTracked(bin, ['-c', path.join(dir, 'aquatic.toml')], { cwd: dir })
-      const stop = async () => {
-        await t.stop()
-        fs.rmSync(dir, { recursive: true, force: true })
-      }
+      const t = spawnTracker(bin, ['-c', path.join(dir, 'aquatic.toml')], { cwd: dir, dir })
       try {
         await waitUntilAnswering('127.0.0.1', port, 10000, t.exited)
       } catch (err) {
-        await stop()
-        throw new Error(`aquatic_udp did not start: ${err.message}\n${t.output()}`)
+        await t.stop()
+        throw new Error(`aquatic_udp did not start: ${err.message}\n${t.describeOutput()}`)
       }
-      return { url: `udp://127.0.0.1:${port}`, port, pid: t.proc.pid, version: '0.9.0', stop }
+      return { url: `udp://127.0.0.1:${port}`, port, pid: t.child.pid, version: '0.9.0', stop: t.stop }
     }
   }
 }
@@ -318,7 +292,7 @@ async function serveBt (port) {
 
 function runChild (impl, url, hashFile, capS) {
   return new Promise((resolve) => {
-    const argv = [__filename, '--child', impl, url, hashFile, '--cap', String(capS)]
+    const argv = [__filename, '--child', impl, '--url', url, '--hashes', hashFile, '--cap', String(capS)]
     const proc = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''

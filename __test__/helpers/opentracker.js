@@ -20,7 +20,7 @@
 // the socket keeps the kernel's default receive buffer (net.core.rmem_default).
 // The tracker counts as started once it answers a BEP 15 connect. stop() sends
 // SIGTERM (SIGKILL after 2 s) and removes the dir; trackers still running when
-// the process exits are killed (helpers/aquatic.js does the same for its own).
+// the process exits are killed (helpers/tracker-process.js).
 //
 // Debian's build is IPv4 only: with { ipv6: true } it exits saying "Tracker is
 // V4 only!", and startOpentracker rejects with that text (ipv6Unsupported()
@@ -30,25 +30,14 @@
 // /usr/bin/opentracker; opentrackerUnavailable() says why there is none
 // (.ci/run installs the Debian package).
 
-const { spawn, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { freeUdpPort, waitUntilAnswering } = require('./aquatic.js')
+const { spawnTracker } = require('./tracker-process.js')
 
-const STOP_GRACE_MS = 2000
-const OUTPUT_KEPT = 64 * 1024
 const HEX_HASH = /^[0-9a-fA-F]{40}$/
-
-const running = new Map() // child process -> its temp dir
-
-function killRunning () {
-  for (const [child, dir] of running) {
-    try { child.kill('SIGKILL') } catch {}
-    try { fs.rmSync(dir, { recursive: true, force: true }) } catch {}
-  }
-}
-process.on('exit', killRunning)
 
 /** The opentracker binary, or null. */
 function findOpentracker () {
@@ -94,7 +83,7 @@ function hexHash (value, where) {
 /**
  * Starts opentracker on 127.0.0.1 (or ::1 with { ipv6: true }), serving the
  * info hashes of `options.whitelist`. Resolves to
- * `{ url, host, port, pid, binary, whitelistPath, stop(), stderr, exited }`.
+ * `{ url, host, port, pid, binary, args, whitelistPath, stop(), output, exited }`.
  */
 async function startOpentracker (options = {}) {
   const binary = findOpentracker()
@@ -115,53 +104,27 @@ async function startOpentracker (options = {}) {
   fs.writeFileSync(whitelistPath, lines.join('\n') + (lines.length ? '\n' : ''), { mode: 0o644 })
 
   const args = ['-i', host, '-P', String(port), '-d', dir, '-w', 'whitelist.txt']
-  const child = spawn(binary, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  running.set(child, dir)
-  let output = ''
-  for (const stream of [child.stdout, child.stderr]) {
-    stream.setEncoding('utf8')
-    stream.on('data', (s) => { if (output.length < OUTPUT_KEPT) output += s })
-  }
-  const exited = new Promise((resolve) => {
-    child.once('error', (err) => { running.delete(child); resolve(`spawn error: ${err.message}`) })
-    child.once('close', (code, signal) => { running.delete(child); resolve(signal ? `signal ${signal}` : `code ${code}`) })
-  })
-
-  let stopping = null
-  const stop = () => {
-    if (stopping === null) {
-      stopping = (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM')
-          const killer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
-          await exited
-          clearTimeout(killer)
-        }
-        await exited
-        fs.rmSync(dir, { recursive: true, force: true })
-      })()
-    }
-    return stopping
-  }
+  const tracker = spawnTracker(binary, args, { cwd: dir, dir })
+  const stop = tracker.stop
 
   try {
-    await waitUntilAnswering(host, port, readyTimeoutMs, exited)
+    await waitUntilAnswering(host, port, readyTimeoutMs, tracker.exited)
   } catch (err) {
     await stop()
-    throw new Error(`opentracker (${binary} ${args.join(' ')}) did not start: ${err.message}\n${output.trim() || '(it printed nothing)'}`)
+    throw new Error(`opentracker (${binary} ${args.join(' ')}) did not start: ${err.message}\n${tracker.describeOutput()}`)
   }
 
   return {
     url: ipv6 ? `udp://[::1]:${port}` : `udp://127.0.0.1:${port}`,
     host,
     port,
-    pid: child.pid,
+    pid: tracker.child.pid,
     binary,
     args,
     whitelistPath,
     stop,
-    get output () { return output },
-    get exited () { return child.exitCode !== null || child.signalCode !== null }
+    get output () { return tracker.stdout + tracker.stderr },
+    get exited () { return !tracker.alive }
   }
 }
 
