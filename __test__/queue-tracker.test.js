@@ -26,6 +26,9 @@ afterEach(async () => {
 })
 
 async function queueTracker (options) {
+  // No id cached for an earlier tracker that had the same port: the counts
+  // below assume one connect.
+  UdpTracker.forgetConnectionIds()
   const tracker = await startQueueTracker(options)
   trackers.push(tracker)
   return tracker
