@@ -1005,10 +1005,23 @@ async function main (args) {
 
 // ---------------------------------------------------------------------------
 
-module.exports = { findAquatic }
+// bench/burst.js reuses the implementations, /proc readers and machine info.
+module.exports = {
+  findAquatic,
+  loadImplementation,
+  peersAvailable,
+  ownUdpDrops,
+  trackerSocketDrops,
+  rcvbufErrors,
+  processCpuMs,
+  percentile,
+  machineInfo,
+  IMPLS,
+  ALIASES
+}
 
 if (require.main !== module) {
-  // required for findAquatic (the smoke test): run nothing
+  // required for its functions (the smoke test, bench/burst.js): run nothing
 } else if (process.argv.includes('--child')) {
   const args = parseArgs(process.argv.slice(2))
   child(args.child, args.deadlineS).then((result) => {

@@ -24,7 +24,6 @@
 //   logLevel           log_level (default 'warn'; its output is in errors)
 //   readyTimeoutMs     how long to wait for the first connect reply (10000)
 
-const { spawn } = require('node:child_process')
 const { randomBytes } = require('node:crypto')
 const dgram = require('node:dgram')
 const fs = require('node:fs')
@@ -32,30 +31,10 @@ const os = require('node:os')
 const path = require('node:path')
 const { provisionAquatic } = require('../../scripts/aquatic.js')
 const { aquaticConfig } = require('../../scripts/aquatic-config.js')
+const { spawnTracker } = require('./tracker-process.js')
 
 const PROTOCOL_ID = 0x41727101980n
 const READY_RETRY_MS = 50
-const STOP_GRACE_MS = 2000
-const OUTPUT_KEPT = 64 * 1024
-
-// Trackers still running: killed if the test process exits without stopping
-// them, or is ended by SIGINT / SIGTERM (which then end it as they would have).
-const running = new Map() // child process -> its temp dir
-
-function killRunning () {
-  for (const [child, dir] of running) {
-    try { child.kill('SIGKILL') } catch {}
-    try { fs.rmSync(dir, { recursive: true, force: true }) } catch {}
-  }
-}
-
-process.on('exit', killRunning)
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    killRunning()
-    process.kill(process.pid, signal)
-  })
-}
 
 /** A dgram socket of `host`'s family (IPv6 only for ::1). */
 function udpSocket (host) {
@@ -133,7 +112,7 @@ function waitUntilAnswering (host, port, timeoutMs, exited) {
       retry = setInterval(send, READY_RETRY_MS)
     })
     deadline = setTimeout(() => finish(new Error(`no reply to a connect request within ${timeoutMs} ms`)), timeoutMs)
-    exited.then((how) => finish(new Error(`aquatic_udp exited before answering (${how})`)))
+    exited.then((how) => finish(new Error(`the tracker exited before answering (${how})`)))
   })
 }
 
@@ -168,44 +147,15 @@ async function startAquatic (options = {}) {
   const configPath = path.join(dir, 'aquatic_udp.toml')
   fs.writeFileSync(configPath, config)
 
-  const child = spawn(binary, ['-c', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  running.set(child, dir)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8')
-  child.stderr.setEncoding('utf8')
-  child.stdout.on('data', (s) => { if (stdout.length < OUTPUT_KEPT) stdout += s })
-  child.stderr.on('data', (s) => { if (stderr.length < OUTPUT_KEPT) stderr += s })
-  // 'close' rather than 'exit': its output has been read by then.
-  const exited = new Promise((resolve) => {
-    child.once('error', (err) => { running.delete(child); resolve(`spawn error: ${err.message}`) })
-    child.once('close', (code, signal) => { running.delete(child); resolve(signal ? `signal ${signal}` : `code ${code}`) })
-  })
-
-  let stopping = null
-  const stop = () => {
-    if (stopping === null) {
-      stopping = (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM')
-          const killer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
-          await exited
-          clearTimeout(killer)
-        }
-        await exited
-        fs.rmSync(dir, { recursive: true, force: true })
-      })()
-    }
-    return stopping
-  }
+  // Killed and its dir removed if the test process exits without stopping it.
+  const tracker = spawnTracker(binary, ['-c', configPath], { cwd: dir, dir })
+  const stop = tracker.stop
 
   try {
-    await waitUntilAnswering(host, port, readyTimeoutMs, exited)
+    await waitUntilAnswering(host, port, readyTimeoutMs, tracker.exited)
   } catch (err) {
     await stop()
-    const output = [stderr.trim() && `stderr:\n${stderr.trim()}`, stdout.trim() && `stdout:\n${stdout.trim()}`]
-      .filter(Boolean).join('\n') || '(aquatic_udp printed nothing)'
-    throw new Error(`aquatic_udp (${binary}) did not start on ${address}: ${err.message}\n${output}`)
+    throw new Error(`aquatic_udp (${binary}) did not start on ${address}: ${err.message}\n${tracker.describeOutput()}`)
   }
 
   return {
@@ -215,9 +165,9 @@ async function startAquatic (options = {}) {
     binary,
     configPath,
     stop,
-    get stderr () { return stderr },
-    get exited () { return child.exitCode !== null || child.signalCode !== null }
+    get stderr () { return tracker.stderr },
+    get exited () { return !tracker.alive }
   }
 }
 
-module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback }
+module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering }
