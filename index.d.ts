@@ -26,7 +26,7 @@ declare namespace UdpTrackerClass {
     /** Accept replies only from the tracker's address (default true). */
     strictSource?: boolean
     /**
-     * Reuse a tracker's connection id for up to 60 s across instances (default
+     * Reuse a tracker's connection id for up to 60 s within an instance (default
      * true). `false` makes every request of this instance connect first, as 1.2.0 did.
      */
     connectionIdCache?: boolean

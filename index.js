@@ -12,10 +12,6 @@ const { Engine } = require('./binding.js')
 const DEFAULT_TIMEOUT_MS = 15000
 const DEFAULT_NUM_WANT = 50
 const MAX_ATTEMPTS = 8
-// BEP 15 bounds a scrape to 74 hashes; over IPv6 we keep the request within
-// the 1280-byte minimum MTU: 16 + 60 * 20 = 1216 bytes.
-const SCRAPE_HASHES_V4 = 74
-const SCRAPE_HASHES_V6 = 60
 // setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days).
 const LONGEST_TIMER_MS = 2 ** 31 - 1
 const EVENTS = { none: 0, completed: 1, started: 2, stopped: 3 }
@@ -27,6 +23,9 @@ const U64_MAX = (1n << 64n) - 1n
 
 let engine = null
 let nextRequestId = 1
+// Each instance's connection-id scope (never 0; the promise API uses 0):
+// a cached connection id is reused within an instance, not by a new one.
+let nextScope = 1
 const pending = new Map() // request id -> its requester: { _complete (completion) }
 let keepAlive = null
 
@@ -344,18 +343,14 @@ function announceFields (opts, prefix) {
   }
 }
 
-function startAnnounce (engine, id, target, infoHash, peerId, fields, counters, event) {
+function startAnnounce (engine, id, target, infoHash, peerId, fields, counters, event, scope) {
   engine.announce(id, target, infoHash, peerId, counters.downloaded, counters.left, counters.uploaded,
-    event, fields.key, fields.numWant, fields.ip, fields.port)
-}
-
-function scrapeBatchSize (target) {
-  return target.family === 4 || net.isIPv4(target.host) ? SCRAPE_HASHES_V4 : SCRAPE_HASHES_V6
+    event, fields.key, fields.numWant, fields.ip, fields.port, scope)
 }
 
 // How an instance's announce starts; `this` is the instance (no closure per announce).
 function announceStart (engine, id) {
-  startAnnounce(engine, id, this._targetRef.handle, this.infoHash, this.peerId, this._fields, this._sentCounters, this._sentEvent)
+  startAnnounce(engine, id, this._targetRef.handle, this.infoHash, this.peerId, this._fields, this._sentCounters, this._sentEvent, this._scope)
 }
 
 // A marker for `_socket`: 1.2.0 kept its own dgram socket there while a
@@ -378,6 +373,8 @@ class UdpTracker extends EventEmitter {
     unreleased.register(this, target, this)
     this.port = this._fields.port
     this._timeout = target.timeoutMs
+    this._scope = nextScope
+    nextScope = nextScope >= 0xffffffff ? 1 : nextScope + 1
 
     // 1.2.0's fields, with their meaning.
     this._in_interval = false
@@ -422,7 +419,7 @@ class UdpTracker extends EventEmitter {
   scrape () {
     if (this.destroyed) return
     cancelRequest(this._scrapeId)
-    this._scrapeId = startRequest(this, (engine, id) => engine.scrape(id, this._targetRef.handle, this.infoHash))
+    this._scrapeId = startRequest(this, (engine, id) => engine.scrape(id, this._targetRef.handle, this.infoHash, this._scope))
   }
 
   /** Stops every request and timer; no event follows. Safe to call twice. */
@@ -616,7 +613,7 @@ function announce (announceUrl, params, options) {
     const peerId = toTwentyBytes(p.peerId, 'params.peerId', false)
     const counters = checkCounters(p, 'params')
     const target = acquireTarget(announceUrl, p, 'params')
-    const start = (engine, id) => startAnnounce(engine, id, target.handle, infoHash, peerId, fields, counters, event)
+    const start = (engine, id) => startAnnounce(engine, id, target.handle, infoHash, peerId, fields, counters, event, 0)
     return runRequests([start], options, target)
       .then(([c]) => ({ interval: c.interval, leechers: c.leechers, seeds: c.seeders, peers: c.peers }))
   } catch (err) {
@@ -638,15 +635,11 @@ function scrape (announceUrl, infoHashes, opts) {
     const hashes = []
     for (let i = 0; i < infoHashes.length; i++) hashes.push(toTwentyBytes(infoHashes[i], `infoHashes[${i}]`, true))
     const target = acquireTarget(announceUrl, options, 'opts')
-    const size = scrapeBatchSize(target)
-    const batches = []
-    for (let at = 0; at < hashes.length; at += size) batches.push(hashes.slice(at, at + size))
-    const starts = batches.map((batch) => (engine, id) => engine.scrape(id, target.handle, Buffer.concat(batch)))
-    return runRequests(starts, options, target).then((completions) => {
+    // One request: the engine sends the hashes in batches the tracker answers.
+    const start = (engine, id) => engine.scrape(id, target.handle, Buffer.concat(hashes), 0)
+    return runRequests([start], options, target).then(([completion]) => {
       const result = {}
-      batches.forEach((batch, b) => {
-        batch.forEach((hash, i) => { result[hash.toString('hex')] = completions[b].scrape[i] })
-      })
+      hashes.forEach((hash, i) => { result[hash.toString('hex')] = completion.scrape[i] })
       return result
     })
   } catch (err) {

@@ -174,6 +174,7 @@ impl Engine {
             max_attempts: args.max_attempts,
             strict_source: args.strict_source,
             reuse_connection_id: args.reuse_connection_id,
+            scope: 0, // per request: the driver sets StartRequest::scope
         };
         let port = port(args.port, "announceUrl port")?;
         let registered = Registered {
@@ -209,6 +210,7 @@ impl Engine {
         num_want: i32,
         ip: u32,
         port_announced: u32,
+        scope: Option<u32>,
     ) -> Result<()> {
         let registered = self.registered(target)?;
         let event = AnnounceEvent::from_u32(event)
@@ -227,26 +229,30 @@ impl Engine {
             url_data: registered.url_data.clone(),
             extensions: registered.extensions.clone(),
         };
-        self.start(id, &registered, RequestKind::Announce(params))
+        self.start(id, &registered, RequestKind::Announce(params), scope)
     }
 
-    /// Scrapes the info hashes concatenated in `info_hashes` (1 to 74 of them;
-    /// the caller splits larger sets).
+    /// Scrapes the info hashes concatenated in `info_hashes` (one or more;
+    /// the engine sends them in batches the tracker answers).
     #[napi]
-    pub fn scrape(&self, id: u32, target: u32, info_hashes: BufferSlice) -> Result<()> {
+    pub fn scrape(
+        &self,
+        id: u32,
+        target: u32,
+        info_hashes: BufferSlice,
+        scope: Option<u32>,
+    ) -> Result<()> {
         let registered = self.registered(target)?;
-        let limit = crate::proto::MAX_SCRAPE_HASHES_V4;
-        let count = info_hashes.len() / 20;
-        if !info_hashes.len().is_multiple_of(20) || count == 0 || count > limit {
-            return Err(range_error(&format!(
-                "infoHashes must hold 1 to {limit} 20-byte hashes per request"
-            )));
+        if !info_hashes.len().is_multiple_of(20) || info_hashes.is_empty() {
+            return Err(range_error(
+                "infoHashes must hold one or more 20-byte hashes",
+            ));
         }
         let hashes = info_hashes
             .chunks_exact(20)
             .map(|h| twenty_bytes(h, "infoHashes").map(InfoHash))
             .collect::<Result<Vec<_>>>()?;
-        self.start(id, &registered, RequestKind::Scrape(hashes))
+        self.start(id, &registered, RequestKind::Scrape(hashes), scope)
     }
 
     #[napi]
@@ -294,11 +300,18 @@ impl Engine {
             .ok_or_else(|| range_error("unknown tracker target"))
     }
 
-    fn start(&self, id: u32, registered: &Registered, kind: RequestKind) -> Result<()> {
+    fn start(
+        &self,
+        id: u32,
+        registered: &Registered,
+        kind: RequestKind,
+        scope: Option<u32>,
+    ) -> Result<()> {
         let start = StartRequest {
             id,
             target: Arc::clone(&registered.target),
             kind,
+            scope: scope.unwrap_or(0),
         };
         if self.driver.send(Command::Start(start)) {
             Ok(())

@@ -34,8 +34,8 @@ use bittorrent_udp_tracker::proto::{
     TransactionId,
 };
 use bittorrent_udp_tracker::session::{
-    AnnounceParams, Outcome, Owner, RequestId, RequestKind, RequestOptions, Session, Transmit,
-    CONNECTION_ID_TTL,
+    AnnounceParams, Outcome, Owner, RequestId, RequestKind, RequestOptions, Scope, Session,
+    Transmit, CONNECTION_ID_TTL,
 };
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -124,6 +124,8 @@ struct Options {
     max_attempts: u8,
     strict_source: bool,
     reuse_connection_id: bool,
+    /// Three scopes, so that ids are reused within and not across scopes.
+    scope: u8,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -216,7 +218,8 @@ fn kind(kind: &Kind) -> (RequestKind, Option<usize>) {
             (RequestKind::Announce(params), None)
         }
         Kind::Scrape { hashes } => {
-            let n = usize::from(hashes % 74) + 1;
+            // Up to 200: more than one batch.
+            let n = usize::from(*hashes % 200) + 1;
             let hashes = (0..n).map(|i| InfoHash([i as u8; 20])).collect();
             (RequestKind::Scrape(hashes), Some(n))
         }
@@ -289,7 +292,7 @@ impl Harness {
                 );
             }
             assert!(t.payload.len() >= 16, "a request is at least 16 bytes");
-            if let Owner::Request(id) = t.owner {
+            if let Owner::Request { id, .. } = t.owner {
                 assert!(
                     live_before.contains(&id) || self.live.contains_key(&id),
                     "datagram sent for request {id}, which is not in flight"
@@ -306,7 +309,7 @@ impl Harness {
                     );
                     self.connects.insert(tid, (t.destination, self.now));
                 }
-                Owner::Request(_) => {
+                Owner::Request { .. } => {
                     let action = u32::from_be_bytes(t.payload[8..12].try_into().unwrap());
                     assert!(
                         action == Action::Announce.to_u32() || action == Action::Scrape.to_u32()
@@ -328,7 +331,7 @@ impl Harness {
                 self.sent.remove(0);
             }
             let generation = match t.owner {
-                Owner::Request(id) => self.generation.get(&id).copied().unwrap_or(0),
+                Owner::Request { id, .. } => self.generation.get(&id).copied().unwrap_or(0),
                 Owner::Connect(_) => 0,
             };
             self.sent.push((t.clone(), generation));
@@ -408,7 +411,7 @@ impl Harness {
         let owner = tid.and_then(|tid| self.tids.get(&tid).copied());
         let mut owners = HashSet::new();
         for t in &out {
-            if let Owner::Request(id) = t.owner {
+            if let Owner::Request { id, .. } = t.owner {
                 assert!(
                     owners.insert(id),
                     "request {id} sent twice for one datagram"
@@ -417,7 +420,7 @@ impl Harness {
         }
         let bound = match owner {
             None => 0,
-            Some(Owner::Request(_)) => 1,
+            Some(Owner::Request { .. }) => 1,
             Some(Owner::Connect(_)) => live_before.len(),
         };
         assert!(
@@ -449,6 +452,7 @@ impl Harness {
                     max_attempts: u32::from(options.max_attempts),
                     strict_source: options.strict_source,
                     reuse_connection_id: options.reuse_connection_id,
+                    scope: Scope::from(options.scope % 3),
                 };
                 *self.generation.entry(id).or_insert(0) += 1;
                 if self.live.insert(id, scrape).is_some() {
@@ -505,18 +509,10 @@ impl Harness {
                     return;
                 }
                 let (transmit, generation) = &self.sent[usize::from(*sent) % self.sent.len()];
-                let owner = transmit.owner;
-                if let Owner::Request(id) = owner {
-                    let stale = self.generation.get(&id) != Some(generation);
-                    if stale && std::env::var_os("FUZZ_STALE_SEND_ERRORS").is_none() {
-                        // Known issue (README.md, finding 3): a send error for
-                        // an earlier request under a reused id reaches the
-                        // request now under that id, and one still queued
-                        // leaves the queue without `queued()` noticing. Set
-                        // FUZZ_STALE_SEND_ERRORS=1 to deliver these too.
-                        return;
-                    }
-                }
+                // Also for an earlier request under a reused id, or an
+                // earlier phase: the owner's transaction id tells them apart
+                // (finding 3).
+                let (owner, _) = (transmit.owner, generation);
                 self.session
                     .handle_send_error(self.now, owner, "Network is unreachable");
                 self.drain_transmits(&live_before);
