@@ -63,6 +63,8 @@ declare namespace UdpTrackerClass {
     droppedUnknown: number
     droppedLate: number
     droppedWrongSource: number
+    /** Cached connection ids forgotten after silence or an error (a tracker restart). */
+    renewedConnectionIds: number
     inFlight: number
     /** Requests waiting for a place in the window of 4096 requests out at once. */
     queued: number

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,6 +121,10 @@ struct SharedStats {
     queued: AtomicU64,
     sockets: AtomicU64,
     cached_connection_ids: AtomicU64,
+    /// Starts and cancels sent and not yet handled by the driver, so that
+    /// `in_flight` counts what the caller did before it asked.
+    unhandled_starts: AtomicI64,
+    unhandled_cancels: AtomicI64,
 }
 
 impl SharedStats {
@@ -143,9 +147,21 @@ impl SharedStats {
         store(&self.cached_connection_ids, count(s.cached_connection_ids));
     }
 
+    /// Counts a command the caller sends (+1) or takes back (−1).
+    fn unhandled(&self, command: &Command, delta: i64) {
+        match command {
+            Command::Start(_) => self.unhandled_starts.fetch_add(delta, Ordering::Relaxed),
+            Command::Cancel(_) => self.unhandled_cancels.fetch_add(delta, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
     fn read(&self) -> DriverStats {
         let load = |cell: &AtomicU64| cell.load(Ordering::Relaxed);
         let count = |cell: &AtomicU64| usize::try_from(load(cell)).unwrap_or(usize::MAX);
+        let in_flight = i64::try_from(load(&self.in_flight)).unwrap_or(i64::MAX)
+            + self.unhandled_starts.load(Ordering::Relaxed)
+            - self.unhandled_cancels.load(Ordering::Relaxed);
         DriverStats {
             session: Stats {
                 sent: load(&self.sent),
@@ -156,11 +172,42 @@ impl SharedStats {
                 dropped_wrong_source: load(&self.dropped_wrong_source),
                 renewed_connection_ids: load(&self.renewed_connection_ids),
             },
-            in_flight: count(&self.in_flight),
+            in_flight: usize::try_from(in_flight.max(0)).unwrap_or(usize::MAX),
             queued: count(&self.queued),
             sockets: count(&self.sockets),
             cached_connection_ids: count(&self.cached_connection_ids),
         }
+    }
+}
+
+/// Starts and cancels the driver handled in one turn of its loop.
+#[derive(Default)]
+struct Handled {
+    starts: i64,
+    cancels: i64,
+}
+
+impl Handled {
+    fn push(&mut self, command: &Command) {
+        match command {
+            Command::Start(_) => self.starts += 1,
+            Command::Cancel(_) => self.cancels += 1,
+            _ => {}
+        }
+    }
+
+    fn settle(&mut self, stats: &SharedStats) {
+        if self.starts != 0 {
+            stats
+                .unhandled_starts
+                .fetch_sub(self.starts, Ordering::Relaxed);
+        }
+        if self.cancels != 0 {
+            stats
+                .unhandled_cancels
+                .fetch_sub(self.cancels, Ordering::Relaxed);
+        }
+        *self = Handled::default();
     }
 }
 
@@ -191,7 +238,14 @@ impl Driver {
 
     /// Queues a command; false when the driver has stopped.
     pub fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
+        self.stats.unhandled(&command, 1);
+        match self.commands.send(command) {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(command)) => {
+                self.stats.unhandled(&command, -1);
+                false
+            }
+        }
     }
 
     /// The counters as of the driver's last turn; `None` once it has stopped.
@@ -251,14 +305,17 @@ async fn run(
         done: Vec::new(),
     };
     let mut buf = vec![0u8; 65536];
+    let mut handled = Handled::default();
     loop {
         let wake = state.session.poll_timeout();
         let sends_waiting = state.session.has_transmits();
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { break };
+                handled.push(&command);
                 state.handle(command);
                 while let Ok(command) = commands.try_recv() {
+                    handled.push(&command);
                     state.handle(command);
                 }
             }
@@ -276,7 +333,10 @@ async fn run(
         while let Some(completion) = state.session.poll_completion() {
             state.done.push(completion);
         }
+        // The snapshot first, then the commands it reflects leave the
+        // unhandled counts: a reader never misses a start or a cancel.
         stats.publish(&state.stats());
+        handled.settle(stats);
         if !state.done.is_empty() {
             sink(std::mem::take(&mut state.done));
         }
