@@ -65,6 +65,10 @@ declare namespace UdpTrackerClass {
     droppedWrongSource: number
     /** Cached connection ids forgotten after silence or an error (a tracker restart). */
     renewedConnectionIds: number
+    /** Datagrams sent again: after a wait, or at once when a loss was detected. */
+    retransmits: number
+    /** Losses detected early (later datagrams to the same tracker were answered). */
+    losses: number
     inFlight: number
     /** Requests waiting for a place in the window of 4096 requests out at once. */
     queued: number

@@ -116,6 +116,10 @@ pub struct EngineStats {
     pub dropped_wrong_source: f64,
     /// Cached connection ids forgotten after silence or an error.
     pub renewed_connection_ids: f64,
+    /// Datagrams sent again, after a wait or a detected loss.
+    pub retransmits: f64,
+    /// Losses detected early: later datagrams to the tracker were answered.
+    pub losses: f64,
     pub in_flight: u32,
     /// Requests waiting for a place in the window (not sent yet).
     pub queued: u32,
@@ -284,6 +288,8 @@ impl Engine {
             dropped_late: s.session.dropped_late as f64,
             dropped_wrong_source: s.session.dropped_wrong_source as f64,
             renewed_connection_ids: s.session.renewed_connection_ids as f64,
+            retransmits: s.session.retransmits as f64,
+            losses: s.session.losses as f64,
             in_flight: u32::try_from(s.in_flight).unwrap_or(u32::MAX),
             queued: u32::try_from(s.queued).unwrap_or(u32::MAX),
             sockets: u32::try_from(s.sockets).unwrap_or(u32::MAX),

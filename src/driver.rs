@@ -117,6 +117,8 @@ struct SharedStats {
     dropped_late: AtomicU64,
     dropped_wrong_source: AtomicU64,
     renewed_connection_ids: AtomicU64,
+    retransmits: AtomicU64,
+    losses: AtomicU64,
     in_flight: AtomicU64,
     queued: AtomicU64,
     sockets: AtomicU64,
@@ -141,6 +143,8 @@ impl SharedStats {
             &self.renewed_connection_ids,
             s.session.renewed_connection_ids,
         );
+        store(&self.retransmits, s.session.retransmits);
+        store(&self.losses, s.session.losses);
         store(&self.in_flight, count(s.in_flight));
         store(&self.queued, count(s.queued));
         store(&self.sockets, count(s.sockets));
@@ -171,6 +175,8 @@ impl SharedStats {
                 dropped_late: load(&self.dropped_late),
                 dropped_wrong_source: load(&self.dropped_wrong_source),
                 renewed_connection_ids: load(&self.renewed_connection_ids),
+                retransmits: load(&self.retransmits),
+                losses: load(&self.losses),
             },
             in_flight: usize::try_from(in_flight.max(0)).unwrap_or(usize::MAX),
             queued: count(&self.queued),

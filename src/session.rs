@@ -32,7 +32,7 @@ use crate::proto::{
     Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId, MAX_SCRAPE_HASHES_V4,
     MAX_SCRAPE_HASHES_V6,
 };
-pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState};
+pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState, INITIAL_CWND, MIN_CWND};
 
 /// A request's handle, chosen by the caller.
 pub type RequestId = u32;
@@ -184,6 +184,12 @@ pub struct Stats {
     /// Connection ids forgotten because a request sent with one went
     /// unanswered or got an error (the tracker may have restarted).
     pub renewed_connection_ids: u64,
+    /// Datagrams sent again: after a wait, or at once when a loss was
+    /// detected (later datagrams to the same tracker were answered).
+    pub retransmits: u64,
+    /// Losses detected that way (each cuts the tracker's window, at most
+    /// once per congestion event).
+    pub losses: u64,
 }
 
 fn is_fresh(issued: Instant, now: Instant) -> bool {
@@ -204,6 +210,14 @@ enum Phase {
     Queued { seq: u64 },
     /// Waiting for the connect exchange `tid` (possibly shared) to answer.
     Connecting { tid: TransactionId },
+    /// Has a connection id, waits for room in the tracker's congestion
+    /// window (`seq` is its place in that tracker's line).
+    Waiting {
+        seq: u64,
+        connection_id: ConnectionId,
+        issued: Instant,
+        from_cache: bool,
+    },
     /// The announce or scrape is out.
     Requesting(Sent),
 }
@@ -219,9 +233,10 @@ struct Sent {
     from_cache: bool,
     /// The last send of this phase.
     sent_at: Instant,
-    /// Whether the id is known to still work: false for a first send on a
-    /// cached id, whose first wait is the short probe.
-    confirmed: bool,
+    /// Whether the early check of this send is done (or not needed): a few
+    /// round trips after it, silence says more than after 2·timeout (see
+    /// `on_check_timeout`).
+    checked: bool,
 }
 
 /// What a request asks: encoded once, at its start (a scrape: once per
@@ -552,7 +567,7 @@ impl Session {
             return;
         };
         self.timers.remove(&(request.deadline, id));
-        self.leave_phase(now, id, request.phase);
+        self.leave_phase(now, id, request.tracker, request.phase);
         self.leave_window(now, id);
     }
 
@@ -654,29 +669,73 @@ impl Session {
         let Some(fallback) = request.fallback.take() else {
             return false;
         };
-        request.switched_from = Some(request.tracker);
-        request.tracker = fallback;
+        let (primary, deadline, phase) = (request.tracker, request.deadline, request.phase);
+        request.switched_from = Some(primary);
         request.connect_attempts = 0;
         request.request_attempts = 0;
-        let (deadline, phase) = (request.deadline, request.phase);
-        self.leave_phase(now, id, phase);
+        self.leave_phase(now, id, primary, phase);
         self.timers.remove(&(deadline, id));
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.tracker = fallback;
+        }
         self.obtain_connection_id(now, id);
         true
     }
 
-    /// Gives up what request `id`'s `phase` holds: its place in the queue or
-    /// on a connect exchange, or its transaction id (retired, so late replies
-    /// are known).
-    fn leave_phase(&mut self, now: Instant, id: RequestId, phase: Phase) {
+    /// Gives up what request `id`'s `phase` with `tracker` holds: its place
+    /// in a queue or on a connect exchange, or its transaction id (retired,
+    /// so late replies are known) and its room in the tracker's window.
+    fn leave_phase(&mut self, now: Instant, id: RequestId, tracker: SocketAddr, phase: Phase) {
         match phase {
             Phase::Queued { seq } => {
                 self.queue.remove(&seq);
             }
             Phase::Connecting { tid } => self.leave_connect(tid, id, now),
+            Phase::Waiting { seq, .. } => {
+                if let Some(state) = self.trackers.get_mut(&tracker) {
+                    state.waiting.remove(&seq);
+                }
+            }
             Phase::Requesting(sent) => {
                 self.request_tids.remove(&sent.tid);
                 self.retired.insert(sent.tid, now);
+                self.release_room(now, tracker);
+            }
+        }
+    }
+
+    /// A datagram expecting a reply from `tracker` is answered or given up:
+    /// the requests waiting for room in its window get it, oldest first.
+    fn release_room(&mut self, now: Instant, tracker: SocketAddr) {
+        let Some(state) = self.trackers.get_mut(&tracker) else {
+            return;
+        };
+        state.outstanding = state.outstanding.saturating_sub(1);
+        self.send_waiting(now, tracker);
+    }
+
+    fn send_waiting(&mut self, now: Instant, tracker: SocketAddr) {
+        loop {
+            let Some(state) = self.trackers.get_mut(&tracker) else {
+                return;
+            };
+            if !state.has_room() {
+                return;
+            }
+            let Some((_, id)) = state.waiting.pop_first() else {
+                return;
+            };
+            let Some(request) = self.requests.get(&id) else {
+                continue;
+            };
+            if let Phase::Waiting {
+                connection_id,
+                issued,
+                from_cache,
+                ..
+            } = request.phase
+            {
+                self.send_request(now, id, connection_id, issued, from_cache);
             }
         }
     }
@@ -699,7 +758,7 @@ impl Session {
         if self.cache.invalidate(tracker, sent.connection_id) {
             self.stats.renewed_connection_ids += 1;
         }
-        self.leave_phase(now, id, phase);
+        self.leave_phase(now, id, tracker, phase);
         self.timers.remove(&(deadline, id));
         self.obtain_connection_id(now, id);
     }
@@ -755,6 +814,9 @@ impl Session {
                 if shared {
                     self.shared_connects.insert((tracker, strict_source), tid);
                 }
+                // A connect is never held back (it is the first datagram of
+                // a burst), but it counts against the window.
+                self.tracker_state(tracker, now).outstanding += 1;
                 self.send_connect(now, tid);
                 tid
             }
@@ -819,6 +881,7 @@ impl Session {
             self.shared_connects.remove(&key);
         }
         self.retired.insert(tid, now);
+        self.release_room(now, exchange.tracker);
         Some(exchange)
     }
 
@@ -840,6 +903,21 @@ impl Session {
             .trackers
             .entry(tracker)
             .or_insert_with(|| TrackerState::new(now));
+        if !state.has_room() {
+            // The tracker's window is full: wait in line, in order.
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            state.waiting.insert(seq, id);
+            request.phase = Phase::Waiting {
+                seq,
+                connection_id,
+                issued,
+                from_cache,
+            };
+            self.timers.remove(&(request.deadline, id));
+            return;
+        }
+        state.outstanding += 1;
         if request.request_attempts == 0 {
             let limit = state.scrape_limit().unwrap_or(if tracker.is_ipv4() {
                 MAX_SCRAPE_HASHES_V4
@@ -850,14 +928,10 @@ impl Session {
         }
         request.request_attempts += 1;
         let wait = retransmit_wait(request.options.timeout, request.request_attempts);
-        // A first send on a cached id waits only a few round trips before the
-        // id is suspected: a tracker that restarted drops it silently.
-        let confirmed = !from_cache || request.retried_with_fresh_id;
-        let first_wait = if confirmed {
-            wait
-        } else {
-            state.probe_wait().min(wait)
-        };
+        // A few round trips after the send, silence says more than after
+        // 2·timeout, once the tracker's round trip is known.
+        let check = state.probe_wait();
+        let checked = check >= wait || state.rtt().is_none() && !from_cache;
         self.stats.sent += 1;
         self.transmits.push_back(Transmit {
             destination: tracker,
@@ -870,10 +944,10 @@ impl Session {
             issued,
             from_cache,
             sent_at: now,
-            confirmed,
+            checked,
         });
         self.request_tids.insert(tid, id);
-        self.schedule(id, now + first_wait);
+        self.schedule(id, now + if checked { wait } else { check });
     }
 
     /// A request's timer: the wait after its last send is over.
@@ -882,9 +956,9 @@ impl Session {
             return;
         };
         match request.phase {
-            // Queued requests have no timer.
-            Phase::Queued { .. } => {}
-            Phase::Requesting(sent) if !sent.confirmed => self.on_probe_timeout(now, id, sent),
+            // Queued and waiting requests have no timer.
+            Phase::Queued { .. } | Phase::Waiting { .. } => {}
+            Phase::Requesting(sent) if !sent.checked => self.on_check_timeout(now, id, sent),
             Phase::Connecting { tid } => {
                 // The first wait is over: whatever happens next, this request
                 // no longer counts as a burst in flight.
@@ -920,60 +994,131 @@ impl Session {
         self.schedule(id, now + retransmit_wait(timeout, attempts));
     }
 
-    /// No answer within the probe wait to a first send on a cached id. If
-    /// the tracker answered other requests on that id since, the id works
-    /// and this request keeps its ordinary schedule; otherwise the tracker
-    /// has probably forgotten the id (aquatic drops unknown ids silently
-    /// after a restart): renew it now rather than after 2·timeout.
-    fn on_probe_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
-        let Some(request) = self.requests.get_mut(&id) else {
-            return;
-        };
-        let answered = self
-            .trackers
-            .get(&request.tracker)
-            .is_some_and(|s| s.answered_since(sent.connection_id, sent.sent_at));
-        if !answered {
+    /// No answer within max(250 ms, 4·SRTT) of a send (`sent`). What the
+    /// tracker answered since tells why:
+    /// - a first send on a cached id, and nothing answered on that id since:
+    ///   the tracker has probably forgotten the id (aquatic drops unknown ids
+    ///   silently after a restart), so renew it now rather than after
+    ///   2·timeout, without counting the lost send;
+    /// - the tracker answered other datagrams since (sent later, or earlier
+    ///   ones it was still working through): this one, overdue by several
+    ///   round trips, was lost (a full queue at the tracker drops the
+    ///   excess): send it again now, within `max_attempts`, and halve the
+    ///   tracker's window (once per congestion event);
+    /// - nothing: the tracker is slow or silent; keep the BEP 15 schedule.
+    fn on_check_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        if self.id_suspect(id, sent) {
             self.renew_connection_id(now, id);
             return;
         }
-        request.phase = Phase::Requesting(Sent {
-            confirmed: true,
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let tracker = request.tracker;
+        let state = self.trackers.get_mut(&tracker);
+        // Answers since this send (to datagrams sent later, or earlier ones
+        // the tracker was still working through) while this one is overdue
+        // by several round trips: it was lost. None at all: silence.
+        let silent = !state
+            .as_ref()
+            .is_some_and(|s| s.answered_anything_since(sent.sent_at));
+        let lost = !silent;
+        if let (true, Some(state)) = (silent, state) {
+            // Nothing at all for a few round trips: the tracker stalled or
+            // died; the window must not hold its other requests back.
+            state.on_silence();
+        }
+        let sent = Sent {
+            checked: true,
             ..sent
-        });
+        };
+        request.phase = Phase::Requesting(sent);
+        if silent {
+            self.send_waiting(now, tracker);
+        }
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if lost && request.request_attempts < request.options.max_attempts {
+            self.stats.losses += 1;
+            self.tracker_state(tracker, now).on_loss(sent.sent_at, now);
+            self.retransmit(now, id, sent);
+            return;
+        }
         let wait = retransmit_wait(request.options.timeout, request.request_attempts);
         self.schedule(id, (sent.sent_at + wait).max(now));
     }
 
-    /// No answer to request `id`'s announce or scrape `sent`.
+    /// Whether request `id`'s first send `sent` on a cached id went
+    /// unanswered while the tracker answered nothing else on that id.
+    fn id_suspect(&self, id: RequestId, sent: Sent) -> bool {
+        self.requests.get(&id).is_some_and(|request| {
+            sent.from_cache
+                && !request.retried_with_fresh_id
+                && !self
+                    .trackers
+                    .get(&request.tracker)
+                    .is_some_and(|s| s.answered_since(sent.connection_id, sent.sent_at))
+        })
+    }
+
+    /// No answer to request `id`'s announce or scrape `sent` within its wait.
     fn on_request_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        if self.id_suspect(id, sent) {
+            self.renew_connection_id(now, id);
+            return;
+        }
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let attempts = request.request_attempts;
-        if attempts >= request.options.max_attempts {
+        let tracker = request.tracker;
+        let (attempts, max_attempts) = (request.request_attempts, request.options.max_attempts);
+        if let Some(state) = self.trackers.get_mut(&tracker) {
+            if !state.answered_anything_since(sent.sent_at) {
+                state.on_silence();
+                self.send_waiting(now, tracker);
+            }
+        }
+        if attempts >= max_attempts {
             self.give_up(now, id, attempts);
             return;
         }
         if !is_fresh(sent.issued, now) {
             // BEP 15: an expired id is renewed before the next send.
-            self.leave_phase(now, id, Phase::Requesting(sent));
+            self.leave_phase(now, id, tracker, Phase::Requesting(sent));
             self.obtain_connection_id(now, id);
             return;
         }
+        self.retransmit(now, id, sent);
+    }
+
+    /// Sends request `id`'s datagram `sent` again, as the next attempt.
+    fn retransmit(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
         request.request_attempts += 1;
         let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        let tracker = request.tracker;
         self.stats.sent += 1;
+        self.stats.retransmits += 1;
         self.transmits.push_back(Transmit {
-            destination: request.tracker,
+            destination: tracker,
             payload: request.body.datagram(sent.connection_id, sent.tid),
             owner: Owner::Request { id, tid: sent.tid },
         });
-        request.phase = Phase::Requesting(Sent {
-            sent_at: now,
-            ..sent
-        });
-        self.schedule(id, now + wait);
+        let state = self.tracker_state(tracker, now);
+        state.retransmits += 1;
+        let check = state.probe_wait();
+        let checked = check >= wait;
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.phase = Phase::Requesting(Sent {
+                sent_at: now,
+                checked,
+                ..sent
+            });
+        }
+        self.schedule(id, now + if checked { wait } else { check });
     }
 
     /// Request `id` failed after `attempts` sends of its phase, each
@@ -1022,9 +1167,10 @@ impl Session {
         // Only an id that came from the tracker's own address is shared: one
         // a non-strict request took from elsewhere serves that exchange only.
         if from == exchange.tracker {
+            let state = self.tracker_state(from, now);
+            state.on_answer(now);
             if exchange.sends == 1 {
-                self.tracker_state(from, now)
-                    .rtt_sample(now.saturating_duration_since(issued));
+                state.rtt_sample(now.saturating_duration_since(issued));
             }
             let scopes = exchange
                 .waiters
@@ -1059,6 +1205,7 @@ impl Session {
             let single_send = request.request_attempts == 1;
             let state = self.tracker_state(from, now);
             state.answered(sent.connection_id, now);
+            state.on_answer(now);
             if single_send {
                 state.rtt_sample(now.saturating_duration_since(sent.sent_at));
             }
@@ -1126,7 +1273,7 @@ impl Session {
             self.tracker_state(tracker, now)
                 .learn_scrape_limit(answered);
         }
-        self.leave_phase(now, id, Phase::Requesting(sent));
+        self.leave_phase(now, id, tracker, Phase::Requesting(sent));
         if is_fresh(sent.issued, now) {
             self.send_request(now, id, sent.connection_id, sent.issued, false);
         } else {

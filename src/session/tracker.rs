@@ -2,12 +2,18 @@
 //! connection ids it issued, its round-trip time, and how many info hashes it
 //! answers per scrape.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{is_fresh, Scope, CONNECTION_ID_TTL, PROBE_FLOOR};
+use super::{is_fresh, RequestId, Scope, CONNECTION_ID_TTL, DEFAULT_WINDOW, PROBE_FLOOR};
 use crate::proto::ConnectionId;
+
+/// A tracker's congestion window at first, and after it fell silent: a burst
+/// of this many datagrams goes out at once.
+pub const INITIAL_CWND: usize = 64;
+/// The smallest window a loss can leave.
+pub const MIN_CWND: usize = 4;
 
 /// RFC 6298's initial retransmission timeout: the probe wait for a tracker
 /// whose round-trip time is not known yet.
@@ -159,6 +165,29 @@ impl RttEstimate {
 #[derive(Debug)]
 pub struct TrackerState {
     rtt: Option<RttEstimate>,
+    /// Datagrams expecting a reply this tracker may have out at once (AIMD).
+    cwnd: usize,
+    ssthresh: usize,
+    /// Replies counted towards the next +1 in congestion avoidance.
+    acked: usize,
+    /// Datagrams out that expect a reply: connect exchanges and request
+    /// phases (each counted once, however often retransmitted).
+    pub(super) outstanding: usize,
+    /// Requests with a datagram ready that wait for room in the window,
+    /// oldest first, by their `Phase::Waiting` seq.
+    pub(super) waiting: BTreeMap<u64, RequestId>,
+    /// Whether the first wait of a request passed with no reply from the
+    /// tracker at all since it was sent: the window is not applied (BEP 15's
+    /// schedule alone) until the tracker answers again.
+    silent: bool,
+    /// When the window was last cut: losses of datagrams sent before then
+    /// belong to the same congestion event and do not cut it again.
+    recovery_start: Option<Instant>,
+    last_answer: Option<Instant>,
+    /// Datagrams sent again (after a wait or a detected loss), and losses
+    /// detected early because later datagrams were answered.
+    pub(super) retransmits: u64,
+    pub(super) losses: u64,
     /// When a request on each connection id was last answered.
     answered: Vec<(ConnectionId, Instant)>,
     /// The most info hashes one scrape reply of this tracker held, learned
@@ -171,6 +200,16 @@ impl TrackerState {
     pub(super) fn new(now: Instant) -> TrackerState {
         TrackerState {
             rtt: None,
+            cwnd: INITIAL_CWND,
+            ssthresh: DEFAULT_WINDOW,
+            acked: 0,
+            outstanding: 0,
+            waiting: BTreeMap::new(),
+            silent: false,
+            recovery_start: None,
+            last_answer: None,
+            retransmits: 0,
+            losses: 0,
             answered: Vec::new(),
             scrape_limit: None,
             used: now,
@@ -183,6 +222,84 @@ impl TrackerState {
 
     pub fn scrape_limit(&self) -> Option<usize> {
         self.scrape_limit
+    }
+
+    /// The congestion window: datagrams expecting a reply allowed out at once.
+    pub fn window(&self) -> usize {
+        self.cwnd
+    }
+
+    /// Datagrams out that expect a reply.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+
+    /// Requests waiting for room in the window.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn retransmits(&self) -> u64 {
+        self.retransmits
+    }
+
+    /// Losses detected because later datagrams were answered first.
+    pub fn losses(&self) -> u64 {
+        self.losses
+    }
+
+    /// Whether another datagram expecting a reply may go out now.
+    pub(super) fn has_room(&self) -> bool {
+        self.silent || self.outstanding < self.cwnd
+    }
+
+    /// The tracker answered a datagram, at `now`: the window grows (by one
+    /// per reply in slow start, by one per window's worth of replies after),
+    /// while it limits what is sent.
+    pub(super) fn on_answer(&mut self, now: Instant) {
+        self.last_answer = self.last_answer.max(Some(now));
+        if self.silent {
+            self.silent = false;
+            self.cwnd = INITIAL_CWND;
+        }
+        let limited = !self.waiting.is_empty() || self.outstanding + 1 >= self.cwnd;
+        if !limited || self.cwnd >= DEFAULT_WINDOW {
+            return;
+        }
+        if self.cwnd < self.ssthresh {
+            self.cwnd += 1;
+        } else {
+            self.acked += 1;
+            if self.acked >= self.cwnd {
+                self.acked = 0;
+                self.cwnd += 1;
+            }
+        }
+    }
+
+    /// Whether the tracker answered anything after `since`.
+    pub(super) fn answered_anything_since(&self, since: Instant) -> bool {
+        self.last_answer.is_some_and(|t| t > since)
+    }
+
+    /// A datagram sent at `sent_at` was lost while later ones were
+    /// answered: halve the window, once per congestion event.
+    pub(super) fn on_loss(&mut self, sent_at: Instant, now: Instant) {
+        self.losses += 1;
+        if self.recovery_start.is_some_and(|start| sent_at < start) {
+            return;
+        }
+        self.recovery_start = Some(now);
+        self.ssthresh = (self.cwnd / 2).max(MIN_CWND);
+        self.cwnd = self.ssthresh;
+        self.acked = 0;
+    }
+
+    /// A whole first wait passed with no answer from the tracker since the
+    /// datagram was sent: it is down or unreachable. Its requests then keep
+    /// the plain BEP 15 schedule, unthrottled, until it answers again.
+    pub(super) fn on_silence(&mut self) {
+        self.silent = true;
     }
 
     /// How long silence to a first send on a cached id is awaited before the
@@ -198,7 +315,9 @@ impl TrackerState {
     }
 
     pub(super) fn is_recent(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.used) < TRACKER_STATE_TTL
+        self.outstanding > 0
+            || !self.waiting.is_empty()
+            || now.saturating_duration_since(self.used) < TRACKER_STATE_TTL
     }
 
     pub(super) fn rtt_sample(&mut self, sample: Duration) {
