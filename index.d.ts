@@ -74,6 +74,17 @@ declare namespace UdpTrackerClass {
     queued: number
     sockets: number
     cachedConnectionIds: number
+    /** Per tracker address: its congestion window, RTT estimate, retransmits and detected drops (refreshed every 100 ms). */
+    trackers: Array<{
+      address: string
+      window: number
+      outstanding: number
+      waiting: number
+      srttMs?: number
+      rttvarMs?: number
+      retransmits: number
+      losses: number
+    }>
   }
 
   interface ScrapeOptions {

@@ -205,10 +205,12 @@ async function startTracker (name, n, seed) {
   let proc
   let dir = null
   if (name === 'opentracker') {
+    // opentracker refuses to keep root privileges: it chroots to `dir` and
+    // becomes nobody, so the whitelist is named inside the chroot.
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opentracker-'))
-    const whitelist = path.join(dir, 'whitelist')
-    fs.writeFileSync(whitelist, hashes(n, seed).map((h) => h.toString('hex')).join('\n') + '\n')
-    proc = spawn(OPENTRACKER, ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-u', os.userInfo().username, '-w', whitelist],
+    fs.chmodSync(dir, 0o755)
+    fs.writeFileSync(path.join(dir, 'whitelist'), hashes(n, seed).map((h) => h.toString('hex')).join('\n') + '\n', { mode: 0o644 })
+    proc = spawn(OPENTRACKER, ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-u', 'nobody', '-w', '/whitelist'],
       { stdio: 'ignore' })
   } else {
     const script = `import(${JSON.stringify(pathToFileURL(path.join(PEERS, 'bittorrent-tracker', 'index.js')).href)})

@@ -106,6 +106,24 @@ pub struct CompletionJs {
     pub scrape: Option<Vec<ScrapeStatsJs>>,
 }
 
+/// One tracker address's congestion control (refreshed every 100 ms).
+#[napi(object)]
+pub struct TrackerStatsJs {
+    /// `'ip:port'` or `'[v6]:port'`.
+    pub address: String,
+    /// Datagrams expecting a reply it may have out at once.
+    pub window: u32,
+    pub outstanding: u32,
+    /// Requests waiting for room in the window.
+    pub waiting: u32,
+    /// Smoothed round-trip time and its variation (RFC 6298), once measured.
+    pub srtt_ms: Option<f64>,
+    pub rttvar_ms: Option<f64>,
+    pub retransmits: f64,
+    /// Losses detected early (drops at the tracker).
+    pub losses: f64,
+}
+
 #[napi(object)]
 pub struct EngineStats {
     pub sent: f64,
@@ -125,6 +143,7 @@ pub struct EngineStats {
     pub queued: u32,
     pub sockets: u32,
     pub cached_connection_ids: u32,
+    pub trackers: Vec<TrackerStatsJs>,
 }
 
 /// The process's (more exactly, the JS realm's) tracker client: one socket
@@ -294,6 +313,21 @@ impl Engine {
             queued: u32::try_from(s.queued).unwrap_or(u32::MAX),
             sockets: u32::try_from(s.sockets).unwrap_or(u32::MAX),
             cached_connection_ids: u32::try_from(s.cached_connection_ids).unwrap_or(u32::MAX),
+            trackers: self
+                .driver
+                .tracker_stats()
+                .into_iter()
+                .map(|t| TrackerStatsJs {
+                    address: t.address.to_string(),
+                    window: u32::try_from(t.window).unwrap_or(u32::MAX),
+                    outstanding: u32::try_from(t.outstanding).unwrap_or(u32::MAX),
+                    waiting: u32::try_from(t.waiting).unwrap_or(u32::MAX),
+                    srtt_ms: t.srtt.map(|d| d.as_secs_f64() * 1000.0),
+                    rttvar_ms: t.rttvar.map(|d| d.as_secs_f64() * 1000.0),
+                    retransmits: t.retransmits as f64,
+                    losses: t.losses as f64,
+                })
+                .collect(),
         })
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -88,6 +88,23 @@ pub struct DriverStats {
     pub cached_connection_ids: usize,
 }
 
+/// One tracker address's congestion state, as `stats()` shows it.
+#[derive(Clone, Debug)]
+pub struct TrackerStats {
+    pub address: SocketAddr,
+    pub window: usize,
+    pub outstanding: usize,
+    pub waiting: usize,
+    pub srtt: Option<Duration>,
+    pub rttvar: Option<Duration>,
+    pub retransmits: u64,
+    pub losses: u64,
+}
+
+/// How often the per-tracker view is refreshed (it is a copy of every
+/// tracker's state, too much for every turn of the loop).
+const TRACKER_STATS_EVERY: Duration = Duration::from_millis(100);
+
 /// Receives each batch of finished requests, on the driver's thread.
 pub type Sink = Box<dyn FnMut(Vec<Completion>) + Send>;
 
@@ -127,6 +144,7 @@ struct SharedStats {
     /// `in_flight` counts what the caller did before it asked.
     unhandled_starts: AtomicI64,
     unhandled_cancels: AtomicI64,
+    trackers: Mutex<Vec<TrackerStats>>,
 }
 
 impl SharedStats {
@@ -149,6 +167,25 @@ impl SharedStats {
         store(&self.queued, count(s.queued));
         store(&self.sockets, count(s.sockets));
         store(&self.cached_connection_ids, count(s.cached_connection_ids));
+    }
+
+    fn publish_trackers(&self, session: &Session) {
+        let trackers = session
+            .trackers()
+            .map(|(address, t)| TrackerStats {
+                address,
+                window: t.window(),
+                outstanding: t.outstanding(),
+                waiting: t.waiting(),
+                srtt: t.rtt().map(|r| r.srtt),
+                rttvar: t.rtt().map(|r| r.rttvar),
+                retransmits: t.retransmits(),
+                losses: t.losses(),
+            })
+            .collect();
+        if let Ok(mut published) = self.trackers.lock() {
+            *published = trackers;
+        }
     }
 
     /// Counts a command the caller sends (+1) or takes back (−1).
@@ -259,6 +296,15 @@ impl Driver {
     pub fn stats(&self) -> Option<DriverStats> {
         (!self.commands.is_closed()).then(|| self.stats.read())
     }
+
+    /// Each tracker address's congestion state, at most 100 ms old.
+    pub fn tracker_stats(&self) -> Vec<TrackerStats> {
+        self.stats
+            .trackers
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+    }
 }
 
 type HostPort = (String, u16);
@@ -312,9 +358,12 @@ async fn run(
     };
     let mut buf = vec![0u8; 65536];
     let mut handled = Handled::default();
+    let mut trackers_published = Instant::now();
+    let mut trackers_changed = false;
     loop {
         let wake = state.session.poll_timeout();
         let sends_waiting = state.session.has_transmits();
+        let publish_at = trackers_published + TRACKER_STATS_EVERY;
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { break };
@@ -328,6 +377,8 @@ async fn run(
             _ = readable(state.v4.as_ref()) => state.read_all(true, &mut buf),
             _ = readable(state.v6.as_ref()) => state.read_all(false, &mut buf),
             _ = sleep_until(wake) => state.session.handle_timeout(Instant::now()),
+            // The last changes of a burst reach the per-tracker view too.
+            _ = sleep_until(Some(publish_at)), if trackers_changed => {}
             () = std::future::ready(()), if sends_waiting => {}
         }
         // Send a slice of what is queued, then read what has arrived, so that
@@ -343,6 +394,12 @@ async fn run(
         // unhandled counts: a reader never misses a start or a cancel.
         stats.publish(&state.stats());
         handled.settle(stats);
+        trackers_changed = true;
+        if trackers_published.elapsed() >= TRACKER_STATS_EVERY {
+            trackers_published = Instant::now();
+            stats.publish_trackers(&state.session);
+            trackers_changed = false;
+        }
         if !state.done.is_empty() {
             sink(std::mem::take(&mut state.done));
         }

@@ -475,6 +475,13 @@ impl Session {
         self.trackers.get(&address)
     }
 
+    /// Every tracker address used lately, with what is known of it.
+    pub fn trackers(&self) -> impl Iterator<Item = (SocketAddr, &TrackerState)> {
+        self.trackers
+            .iter()
+            .map(|(&address, state)| (address, state))
+    }
+
     /// Forgets every cached connection id: the next request to each tracker connects.
     pub fn forget_connection_ids(&mut self) {
         self.cache.clear();
@@ -958,6 +965,9 @@ impl Session {
         match request.phase {
             // Queued and waiting requests have no timer.
             Phase::Queued { .. } | Phase::Waiting { .. } => {}
+            Phase::Requesting(sent) if self.id_suspect(id, sent) => {
+                self.renew_connection_id(now, id);
+            }
             Phase::Requesting(sent) if !sent.checked => self.on_check_timeout(now, id, sent),
             Phase::Connecting { tid } => {
                 // The first wait is over: whatever happens next, this request
@@ -996,7 +1006,8 @@ impl Session {
 
     /// No answer within max(250 ms, 4·SRTT) of a send (`sent`). What the
     /// tracker answered since tells why:
-    /// - a first send on a cached id, and nothing answered on that id since:
+    /// - (checked first, in `on_timeout`, also when the ordinary wait ends)
+    ///   a first send on a cached id, and nothing answered on that id since:
     ///   the tracker has probably forgotten the id (aquatic drops unknown ids
     ///   silently after a restart), so renew it now rather than after
     ///   2·timeout, without counting the lost send;
@@ -1007,10 +1018,6 @@ impl Session {
     ///   tracker's window (once per congestion event);
     /// - nothing: the tracker is slow or silent; keep the BEP 15 schedule.
     fn on_check_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
-        if self.id_suspect(id, sent) {
-            self.renew_connection_id(now, id);
-            return;
-        }
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
@@ -1064,10 +1071,6 @@ impl Session {
 
     /// No answer to request `id`'s announce or scrape `sent` within its wait.
     fn on_request_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
-        if self.id_suspect(id, sent) {
-            self.renew_connection_id(now, id);
-            return;
-        }
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };

@@ -535,20 +535,7 @@ fn the_announce_datagram_carries_every_request_field() {
         AnnounceRequest {
             connection_id: ConnectionId(0x1122_3344_5566_7788),
             transaction_id: sent.transaction_id,
-            params: AnnounceParams {
-                info_hash: p.info_hash,
-                peer_id: p.peer_id,
-                downloaded: 1_000,
-                left: 2_000,
-                uploaded: 300,
-                event: AnnounceEvent::Started,
-                ip: 0,
-                key: 0xdead_beef,
-                num_want: 50,
-                port: 6881,
-                url_data: b"/announce?passkey=x".to_vec(),
-                extensions: None,
-            },
+            params: p,
         }
     );
 }
