@@ -742,7 +742,12 @@ impl Session {
                 ..
             } = request.phase
             {
-                self.send_request(now, id, connection_id, issued, from_cache);
+                if is_fresh(issued, now) {
+                    self.send_request(now, id, connection_id, issued, from_cache);
+                } else {
+                    // It waited past its id's minute: BEP 15 wants a new one.
+                    self.obtain_connection_id(now, id);
+                }
             }
         }
     }

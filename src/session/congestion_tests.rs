@@ -246,3 +246,25 @@ fn fast_retransmits_stay_within_max_attempts() {
     }
     assert_eq!(sends, 3);
 }
+
+#[test]
+fn a_request_that_waited_past_its_ids_minute_connects_again() {
+    let mut t = Tester::new();
+    t.announce_now(0, 1000, 77);
+    for id in 1..=INITIAL_CWND as u32 + 1 {
+        t.start(10, id, announce_kind(), options(DEFAULT_T));
+    }
+    let first = t.sent();
+    assert_eq!(first.len(), INITIAL_CWND);
+    // The tracker answers one of them only after the id's minute is over.
+    t.answer_announce(61_000, &first[0]);
+    let next = t.sent();
+    assert!(
+        next.iter().any(is_connect),
+        "a connect, not the expired id: {next:?}"
+    );
+    assert!(next
+        .iter()
+        .filter(|d| !is_connect(d))
+        .all(|d| announce_of(d).connection_id != ConnectionId(77)));
+}
