@@ -208,8 +208,13 @@ enum Phase {
     /// Waiting for a place in the window (`seq` is its place in the queue);
     /// nothing sent yet.
     Queued { seq: u64 },
-    /// Waiting for the connect exchange `tid` (possibly shared) to answer.
-    Connecting { tid: TransactionId },
+    /// Waiting for the connect exchange `tid` (possibly shared) to answer,
+    /// since `since` (its join or its last attempt); `checked` as in [`Sent`].
+    Connecting {
+        tid: TransactionId,
+        since: Instant,
+        checked: bool,
+    },
     /// Has a connection id, waits for room in the tracker's congestion
     /// window (`seq` is its place in that tracker's line).
     Waiting {
@@ -697,7 +702,7 @@ impl Session {
             Phase::Queued { seq } => {
                 self.queue.remove(&seq);
             }
-            Phase::Connecting { tid } => self.leave_connect(tid, id, now),
+            Phase::Connecting { tid, .. } => self.leave_connect(tid, id, now),
             Phase::Waiting { seq, .. } => {
                 if let Some(state) = self.trackers.get_mut(&tracker) {
                     state.waiting.remove(&seq);
@@ -836,10 +841,30 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        request.phase = Phase::Connecting { tid };
         request.connect_attempts = 1;
-        let wait = retransmit_wait(request.options.timeout, 1);
-        self.schedule(id, now + wait);
+        self.wait_for_connect(now, id, tid);
+    }
+
+    /// Request `id` waits on connect `tid` from `now`: until its ordinary
+    /// wait, or first until the early check once the tracker's round trip
+    /// is known (see `on_connect_check`).
+    fn wait_for_connect(&mut self, now: Instant, id: RequestId, tid: TransactionId) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        let check = self
+            .trackers
+            .get(&request.tracker)
+            .filter(|s| s.rtt().is_some())
+            .map(TrackerState::probe_wait)
+            .filter(|&check| check < wait);
+        request.phase = Phase::Connecting {
+            tid,
+            since: now,
+            checked: check.is_none(),
+        };
+        self.schedule(id, now + check.unwrap_or(wait));
     }
 
     /// Sends shared connect `tid` again unless it went out less than
@@ -974,7 +999,12 @@ impl Session {
                 self.renew_connection_id(now, id);
             }
             Phase::Requesting(sent) if !sent.checked => self.on_check_timeout(now, id, sent),
-            Phase::Connecting { tid } => {
+            Phase::Connecting {
+                tid,
+                since,
+                checked: false,
+            } => self.on_connect_check(now, id, tid, since),
+            Phase::Connecting { tid, .. } => {
                 // The first wait is over: whatever happens next, this request
                 // no longer counts as a burst in flight.
                 self.leave_window(now, id);
@@ -1004,9 +1034,54 @@ impl Session {
             return;
         }
         request.connect_attempts += 1;
-        let (timeout, attempts) = (request.options.timeout, request.connect_attempts);
+        let timeout = request.options.timeout;
         self.resend_connect_if_due(now, tid, timeout);
-        self.schedule(id, now + retransmit_wait(timeout, attempts));
+        self.wait_for_connect(now, id, tid);
+    }
+
+    /// No answer within max(250 ms, 4·SRTT) to connect `tid` that request
+    /// `id` has waited on since `since`. If the tracker answered anything
+    /// since the connect went out, it was lost (a full queue): send it again
+    /// now, as the request's next attempt, and halve the window; else keep
+    /// the BEP 15 schedule.
+    fn on_connect_check(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        tid: TransactionId,
+        since: Instant,
+    ) {
+        let Some(exchange) = self.connects.get(&tid) else {
+            return;
+        };
+        let (tracker, last_sent) = (exchange.tracker, exchange.last_sent);
+        let state = self.trackers.get(&tracker);
+        let alive = state.is_some_and(|s| s.answered_anything_since(last_sent));
+        let check = state.map_or(PROBE_FLOOR, TrackerState::probe_wait);
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if alive && request.connect_attempts < request.options.max_attempts {
+            request.connect_attempts += 1;
+            if now.saturating_duration_since(last_sent) >= check {
+                // Once per exchange, however many wait on it.
+                self.stats.losses += 1;
+                self.stats.retransmits += 1;
+                let state = self.tracker_state(tracker, now);
+                state.on_loss(last_sent, now);
+                state.retransmits += 1;
+                self.send_connect(now, tid);
+            }
+            self.wait_for_connect(now, id, tid);
+            return;
+        }
+        request.phase = Phase::Connecting {
+            tid,
+            since,
+            checked: true,
+        };
+        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        self.schedule(id, (since + wait).max(now));
     }
 
     /// No answer within max(250 ms, 4·SRTT) of a send (`sent`). What the

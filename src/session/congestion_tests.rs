@@ -268,3 +268,34 @@ fn a_request_that_waited_past_its_ids_minute_connects_again() {
         .filter(|d| !is_connect(d))
         .all(|d| announce_of(d).connection_id != ConnectionId(77)));
 }
+
+#[test]
+fn a_lost_connect_is_sent_again_once_the_tracker_answers_others() {
+    let mut t = Tester::new();
+    t.announce_now(0, 1000, 77);
+    // A new scope connects; that connect is lost.
+    let other_scope = RequestOptions {
+        scope: 5,
+        ..options(DEFAULT_T)
+    };
+    t.start(10, 1, announce_kind(), other_scope);
+    let connect = t.sent_one();
+    assert!(is_connect(&connect));
+    // The tracker keeps answering the shared scope's requests.
+    t.start(20, 2, announce_kind(), options(DEFAULT_T));
+    let answered = t.sent_one();
+    t.answer_announce(21, &answered);
+    t.completed();
+    t.tick(259);
+    t.sent_nothing();
+    t.tick(260);
+    assert_eq!(
+        t.sent_one(),
+        connect,
+        "the same connect, 250 ms after it, not 2T"
+    );
+    assert_eq!(t.session.stats().losses, 1);
+    t.answer_connect(261, &connect, 78);
+    let announce = t.sent_one();
+    assert_eq!(announce_of(&announce).connection_id, ConnectionId(78));
+}
