@@ -853,11 +853,12 @@ impl Session {
             return;
         };
         let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        let attempt = request.connect_attempts;
         let check = self
             .trackers
             .get(&request.tracker)
             .filter(|s| s.rtt().is_some())
-            .map(TrackerState::probe_wait)
+            .map(|s| s.check_wait(attempt))
             .filter(|&check| check < wait);
         request.phase = Phase::Connecting {
             tid,
@@ -967,7 +968,7 @@ impl Session {
         let wait = retransmit_wait(request.options.timeout, request.request_attempts);
         // A few round trips after the send, silence says more than after
         // 2·timeout, once the tracker's round trip is known.
-        let check = state.probe_wait();
+        let check = state.check_wait(request.request_attempts);
         let checked = check >= wait || state.rtt().is_none() && !from_cache;
         self.stats.sent += 1;
         self.transmits.push_back(Transmit {
@@ -1192,7 +1193,9 @@ impl Session {
         });
         let state = self.tracker_state(tracker, now);
         state.retransmits += 1;
-        let check = state.probe_wait();
+        let attempts = self.requests.get(&id).map_or(1, |r| r.request_attempts);
+        let state = self.tracker_state(tracker, now);
+        let check = state.check_wait(attempts);
         let checked = check >= wait;
         if let Some(request) = self.requests.get_mut(&id) {
             request.phase = Phase::Requesting(Sent {

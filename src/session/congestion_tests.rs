@@ -299,3 +299,30 @@ fn a_lost_connect_is_sent_again_once_the_tracker_answers_others() {
     let announce = t.sent_one();
     assert_eq!(announce_of(&announce).connection_id, ConnectionId(78));
 }
+
+#[test]
+fn a_request_a_busy_tracker_is_slow_to_answer_gets_backed_off_checks() {
+    // The tracker answers every other request at once but not request 1:
+    // its checks come 250, 500, 1000 ms ... apart (doubling), not every
+    // 250 ms, so it is sent 4 times in its first 2 s, not 8.
+    let mut t = Tester::new();
+    t.announce_now(0, 1000, 77);
+    t.start(10, 1, announce_kind(), options(DEFAULT_T));
+    let mut sends = t.sent().len();
+    for (k, ms) in (11..2_010).enumerate() {
+        if k % 100 == 0 {
+            let id = 2 + u32::try_from(k).unwrap();
+            t.start(ms, id, announce_kind(), options(DEFAULT_T));
+        }
+        t.tick(ms);
+        for datagram in t.sent() {
+            if datagram.owner.request_id() == Some(1) {
+                sends += 1;
+            } else {
+                t.answer_announce(ms, &datagram);
+            }
+        }
+        t.completions();
+    }
+    assert_eq!(sends, 4, "sent at 10, 260, 760 and 1760 ms");
+}

@@ -310,6 +310,15 @@ impl TrackerState {
             .map_or(INITIAL_RTO, |r| (r.srtt * 4).max(PROBE_FLOOR))
     }
 
+    /// When the `attempt`-th send of a phase (from 1) is checked for a
+    /// loss: the probe wait, doubled for each send before it (as TCP backs
+    /// its RTO off), so that a tracker that is merely slow to answer one
+    /// request while it answers others gets few extra datagrams.
+    pub fn check_wait(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(16);
+        self.probe_wait().saturating_mul(1 << doublings)
+    }
+
     pub(super) fn touch(&mut self, now: Instant) {
         self.used = self.used.max(now);
     }
