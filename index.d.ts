@@ -97,11 +97,28 @@ declare namespace UdpTrackerClass {
     droppedUnknown: number
     droppedLate: number
     droppedWrongSource: number
+    /** Cached connection ids forgotten after silence or an error (a tracker restart). */
+    renewedConnectionIds: number
+    /** Datagrams sent again: after a wait, or at once when a loss was detected. */
+    retransmits: number
+    /** Losses detected early (later datagrams to the same tracker were answered). */
+    losses: number
     inFlight: number
     /** Requests waiting for a place in the window of 4096 requests out at once. */
     queued: number
     sockets: number
     cachedConnectionIds: number
+    /** Per tracker address: its congestion window, RTT estimate, retransmits and detected drops (refreshed every 100 ms). */
+    trackers: Array<{
+      address: string
+      window: number
+      outstanding: number
+      waiting: number
+      srttMs?: number
+      rttvarMs?: number
+      retransmits: number
+      losses: number
+    }>
   }
 
   export type ErrorCode = 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'

@@ -14,9 +14,10 @@
 //   random 2·⌊max/2⌋ of them. With max_response_peers = 10: min(others, 10).
 // - left = 0 is a seeder, left > 0 a leecher, event 3 (stopped) removes the
 //   peer. A scrape's `downloaded` (completed) is always 0.
-// - A scrape of more hashes than max_scrape_torrents (default 70) is answered
-//   for the first 70 only, which the client rightly rejects; the client sends
-//   up to 74 per packet over IPv4, so the tracker here allows 74.
+// - A scrape of more hashes than max_scrape_torrents (default 70, left at its
+//   default here) is answered for the first 70 only: the client keeps those
+//   counts, asks again for the rest, and sends that tracker at most 70 from
+//   then on.
 // - Connection ids are a keyed hash with a key made at start-up: after a
 //   restart the tracker does not know the ids it gave out before, and drops
 //   announces and scrapes carrying them *without any reply* (no error reply).
@@ -31,11 +32,10 @@ const { startAquatic, hasIpv6Loopback } = require('./helpers/aquatic.js')
 
 const ANNOUNCE_INTERVAL = 1800 // not aquatic's default (900): proves it is ours
 const MAX_RESPONSE_PEERS = 10 // even: aquatic returns 2·⌊max/2⌋ when it samples
-const MAX_SCRAPE_TORRENTS = 74
+const DEFAULT_MAX_SCRAPE_TORRENTS = 70 // aquatic's default, which the tests keep
 const TRACKER_OPTIONS = {
   announceInterval: ANNOUNCE_INTERVAL,
-  maxResponsePeers: MAX_RESPONSE_PEERS,
-  maxScrapeTorrents: MAX_SCRAPE_TORRENTS
+  maxResponsePeers: MAX_RESPONSE_PEERS
 }
 // A retransmission after 2 s rather than the default 30 s, should the kernel
 // drop a datagram of a burst.
@@ -290,23 +290,52 @@ describe('aquatic_udp 0.9.0 on 127.0.0.1', () => {
     assert.ok(!later.peers.includes(peerString(leaving)), 'the stopped peer is not returned')
   })
 
-  it('the cached connection id is reused by other instances (no connect)', async () => {
+  it('a cached connection id is reused within an instance and by promise calls, not by a new instance', async () => {
     assert.equal(UdpTracker.stats().inFlight, 0, 'nothing else in flight')
     UdpTracker.forgetConnectionIds()
     const hash = newHash()
+    const params = () => ({ infoHash: hash, peerId: randomBytes(20), port: newPort(), left: 1 })
 
     let sent = UdpTracker.stats().sent
-    await announce(hash)
+    const t = tracker(hash, newPort())
+    const first = outcome(t)
+    t.announce(2, { downloaded: 0, left: 0, uploaded: 0 })
+    assert.equal((await first).kind, 'update')
     assert.equal(UdpTracker.stats().sent - sent, 2, 'with no cached id: a connect and the announce')
 
     sent = UdpTracker.stats().sent
+    const scraped = new Promise((resolve, reject) => { t.once('scrape', resolve); t.once('error', reject) })
+    t.scrape()
+    await scraped
+    assert.equal(UdpTracker.stats().sent - sent, 1, 'the same instance reuses its id: the scrape only')
+
+    sent = UdpTracker.stats().sent
     await announce(hash)
-    assert.equal(UdpTracker.stats().sent - sent, 1, 'a second instance reuses the id: the announce only')
+    assert.equal(UdpTracker.stats().sent - sent, 2, 'a new instance connects (a 1.2.0 mock expects it)')
+
+    sent = UdpTracker.stats().sent
+    await UdpTracker.announce(aquatic.url, params())
+    await UdpTracker.announce(aquatic.url, params())
+    assert.equal(UdpTracker.stats().sent - sent, 3, 'promise calls share one id: connect, announce, announce')
 
     UdpTracker.forgetConnectionIds()
     sent = UdpTracker.stats().sent
-    await announce(hash)
+    await UdpTracker.announce(aquatic.url, params())
     assert.equal(UdpTracker.stats().sent - sent, 2, 'after forgetConnectionIds(): a connect and the announce')
+  })
+
+  // "Together" means the engine sees every start before the connect's reply:
+  // that takes the per-tick start batch of the core branch (lib/engine.js);
+  // with one napi call per start, aquatic answers the connect while later
+  // instances are still being created. MERGE: drop the todo with that branch.
+  it('N instances announcing together send N + 1 datagrams', { todo: 'needs the per-tick start batch (core branch)' }, async () => {
+    assert.equal(UdpTracker.stats().inFlight, 0, 'nothing else in flight')
+    UdpTracker.forgetConnectionIds()
+    const n = 50
+    const sent = UdpTracker.stats().sent
+    const updates = await Promise.all(Array.from({ length: n }, () => announce(newHash())))
+    assert.equal(updates.length, n)
+    assert.equal(UdpTracker.stats().sent - sent, n + 1, 'one shared connect, then one announce each')
   })
 
   it('UdpTracker.scrape() returns the counts announced, keyed by hex hash, for 3 and 500 hashes', { timeout: 30000 }, async () => {
@@ -332,9 +361,11 @@ describe('aquatic_udp 0.9.0 on 127.0.0.1', () => {
     UdpTracker.forgetConnectionIds()
     const sent = UdpTracker.stats().sent
     const all = await UdpTracker.scrape(aquatic.url, hashes.map((h) => h.toString('hex')), FAST)
-    const packets = Math.ceil(500 / MAX_SCRAPE_TORRENTS)
+    // The first packet asks for 74 and gets 70 (aquatic's default limit); the
+    // remaining 430 go 70 at a time: 7 packets.
+    const packets = 1 + Math.ceil((500 - DEFAULT_MAX_SCRAPE_TORRENTS) / DEFAULT_MAX_SCRAPE_TORRENTS)
     assert.equal(UdpTracker.stats().sent - sent, 1 + packets,
-      `one connect and ${packets} scrape packets of at most ${MAX_SCRAPE_TORRENTS} hashes`)
+      `one connect and ${packets} scrape packets: 74 asked (70 answered), then 70 at a time`)
     assert.equal(Object.keys(all).length, 500)
     hashes.forEach((h, j) => {
       assert.deepEqual(all[h.toString('hex')], expected(j), `hash #${j} ${h.toString('hex')}`)
@@ -353,10 +384,52 @@ describe('aquatic_udp 0.9.0 on 127.0.0.1', () => {
     assert.deepEqual(await result, { complete: 2, downloaded: 0, incomplete: 3 })
   })
 
-  it('a restarted tracker (same port) is announced to although the cached id is stale', { timeout: 30000 }, async () => {
+  it('300 hashes scraped from aquatic with its default max_scrape_torrents (70)', async () => {
+    const hashes = Array.from({ length: 300 }, newHash)
+    await announce(hashes[299], { left: 1 })
+    const all = await UdpTracker.scrape(aquatic.url, hashes, FAST)
+    assert.equal(Object.keys(all).length, 300)
+    assert.deepEqual(all[hashes[299].toString('hex')], { complete: 0, downloaded: 0, incomplete: 1 })
+    assert.deepEqual(all[hashes[0].toString('hex')], { complete: 0, downloaded: 0, incomplete: 0 })
+  })
+
+  it('after a restart on the same port, the next announce on a cached id completes in about one round trip, not 2·_timeout', { timeout: 30000 }, async () => {
+    // The promise API and an instance each cache an id from the tracker that
+    // is about to go; the default _timeout (15 s) is kept.
+    const hash = newHash()
+    const params = () => ({ infoHash: hash, peerId: randomBytes(20), port: newPort(), left: 1 })
+    await UdpTracker.announce(aquatic.url, params())
+    const t = tracker(hash, newPort())
+    const first = outcome(t)
+    t.announce(2, { downloaded: 0, left: 0, uploaded: 0 })
+    assert.equal((await first).kind, 'update')
+
+    const { port } = aquatic
+    await aquatic.stop()
+    aquatic = null
+    aquatic = await startAquatic({ ...TRACKER_OPTIONS, port })
+
+    let started = Date.now()
+    const update = await UdpTracker.announce(aquatic.url, params())
+    const promiseMs = Date.now() - started
+    assert.equal(update.interval, ANNOUNCE_INTERVAL)
+
+    started = Date.now()
+    const scraped = new Promise((resolve, reject) => { t.once('scrape', resolve); t.once('error', reject) })
+    t.scrape()
+    await scraped
+    const instanceMs = Date.now() - started
+    // The probe waits max(250 ms, 4·SRTT) on loopback; a loaded machine may
+    // add seconds, but nothing near 2·_timeout = 30 s.
+    for (const [what, ms] of [['promise announce', promiseMs], ['instance scrape', instanceMs]]) {
+      assert.ok(ms < 10000, `${what} after the restart took ${ms} ms`)
+    }
+  })
+
+  it('a new instance after a restart on the same port connects first, as a 1.2.0 mock tracker expects', { timeout: 30000 }, async () => {
     // Fill the cache with an id from the tracker that is about to go.
     const hash = newHash()
-    await announce(hash)
+    await UdpTracker.announce(aquatic.url, { infoHash: hash, peerId: randomBytes(20), port: newPort(), left: 0 })
     assert.ok(UdpTracker.stats().cachedConnectionIds >= 1)
 
     const { port } = aquatic
@@ -364,31 +437,15 @@ describe('aquatic_udp 0.9.0 on 127.0.0.1', () => {
     aquatic = null
     aquatic = await startAquatic({ ...TRACKER_OPTIONS, port })
 
-    // The new tracker drops the stale id silently, so a client that only
-    // waits for an error reply never learns it: a short timeout and few
-    // attempts bound how long this takes (0.2 + 0.4 + 0.8 + 1.6 s).
     const stats0 = UdpTracker.stats()
     const t = tracker(hash, newPort(), { _timeout: 100, maxAttempts: 4 })
     const result = outcome(t, 15000)
     t.announce(2, { downloaded: 0, left: 0, uploaded: 0 })
     const { kind, value } = await result
-    const stats1 = UdpTracker.stats()
-    const sentThen = stats1.sent - stats0.sent
-
-    // The new tracker itself works: a fresh id gets an answer.
-    UdpTracker.forgetConnectionIds()
-    const control = await announce(hash, { left: 1 })
-    assert.equal(control.interval, ANNOUNCE_INTERVAL)
-
-    assert.equal(kind, 'update',
-      `after aquatic_udp restarted on port ${port}, an announce from a new instance got ${kind} ` +
-      `(${JSON.stringify(value)}) instead of 'update'. aquatic 0.9.0 drops requests carrying a connection ` +
-      'id it did not issue WITHOUT any reply (no error reply), and the client kept retransmitting the ' +
-      `cached, now stale, id: ${sentThen} datagrams sent (maxAttempts is 4: ` +
-      `${sentThen === 4 ? 'all of them the announce, no new connect' : 'see stats()'}), ` +
-      `${stats1.received - stats0.received} received. It only reconnects after an error reply (or once the id is 60 s old), ` +
-      'so it cannot recover from a tracker restart within the retransmissions. ' +
-      '(A fresh connect to the same tracker worked at once.)')
+    const sent = UdpTracker.stats().sent - stats0.sent
+    assert.equal(kind, 'update', `got ${kind}: ${value}`)
+    assert.equal(value.interval, ANNOUNCE_INTERVAL)
+    assert.equal(sent, 2, 'its own connect, then the announce: the stale id of another scope is not used')
   })
 })
 

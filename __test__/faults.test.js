@@ -218,22 +218,23 @@ test('the tracker restarts mid-run and refuses the old connection id: announces 
     if (state.hold) { state.held.push({ req, rinfo }); return null }
     return announceReply(req.transactionId, { interval: 1800, leechers: Number(req.connectionId), seeders: req.infoHash.readUInt32BE(16) })
   }
+  // Promise-API announces: they share one connection-id scope, as the
+  // announces of one instance do.
   const opts = { _timeout: 1000 }
   const make = (i) => {
-    const tracker = trackerFor(t, server.url, opts, twentyBytes('-JS0001-restarter', i), twentyBytes('restart-hash!!!!', i))
-    return { tracker, log: recordEvents(tracker) }
+    const log = []
+    UdpTracker.announce(server.url, { infoHash: twentyBytes('restart-hash!!!!', i), peerId: twentyBytes('-JS0001-restarter', i), ...opts })
+      .then((u) => log.push({ name: 'update', value: u }), (err) => log.push({ name: 'error', value: err.message }))
+    return { log }
   }
   const settled = (group) => until(() => group.every((g) => g.log.length > 0), 8000)
-
   // 1: ten instances get id 1001.
   const first = Array.from({ length: 10 }, (_, i) => make(i))
-  first.forEach((g) => g.tracker.announce(2, {}))
   await settled(first)
   // 2: ten more announce with the cached 1001; the tracker holds them, restarts,
   // then refuses them.
   state.hold = true
   const second = Array.from({ length: 10 }, (_, i) => make(10 + i))
-  second.forEach((g) => g.tracker.announce(2, {}))
   await until(() => state.held.length === 10, 3000)
   const connectsBeforeRestart = server.connects.length
   state.current = 2002n
@@ -242,7 +243,6 @@ test('the tracker restarts mid-run and refuses the old connection id: announces 
   await settled(second)
   // 3: ten new instances, still within the minute the old id was cached for.
   const third = Array.from({ length: 10 }, (_, i) => make(20 + i))
-  third.forEach((g) => g.tracker.announce(2, {}))
   await settled(third)
   await sleep(50)
 
@@ -314,6 +314,8 @@ test('a host name that does not resolve: an "error" with the resolver\'s message
     assert.ok(!PROTOCOL_ERRORS.includes(value) && !value.startsWith('tracker is not responding') && !value.startsWith('unsupported event'),
       `expected the resolver's message, got the protocol string ${JSON.stringify(value)}`)
     t.diagnostic(`resolver message: ${JSON.stringify(value)}`)
+    assert.ok(value.startsWith('cannot resolve nonexistent.invalid: '), `the message names the host: ${value}`)
+    // The failure is cached (150 s): the promise call gets the same message at once.
     assert.deepEqual(promise, ['ERR_DNS', value])
     assert.equal(scrape, 'ERR_DNS')
   })

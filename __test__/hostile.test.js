@@ -626,7 +626,9 @@ test('20 instances, each reply carries one instance\'s transaction id with anoth
 // ---------------------------------------------------------------------------
 // (f) Duplicated and reordered replies.
 
-test('50 instances, replies reversed with delays and each sent 3 times: exactly one update each, duplicates counted late', async (t) => {
+// Its "one connect" needs the engine to see all 50 starts before the connect
+// reply: the per-tick start batch of the core branch. MERGE: drop the todo.
+test('50 instances, replies reversed with delays and each sent 3 times: exactly one update each, duplicates counted late', { todo: 'needs the per-tick start batch (core branch)' }, async (t) => {
   const N = 50
   const server = await serverFor(t)
   UdpTracker.forgetConnectionIds()

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bittorrent_udp_tracker::proto::{
-    AnnounceEvent, AnnounceRequest, ConnectRequest, ConnectionId, InfoHash, PeerId, Response,
+    AnnounceEvent, AnnounceParams, ConnectRequest, ConnectionId, InfoHash, PeerId, Response,
     TransactionId,
 };
 use rand::Rng;
@@ -208,9 +208,7 @@ impl Loadgen {
         key: u32,
     ) {
         self.buf.clear();
-        AnnounceRequest {
-            connection_id,
-            transaction_id: tid,
+        AnnounceParams {
             info_hash: InfoHash(info_hash),
             peer_id: PeerId(peer_id),
             downloaded: 0,
@@ -224,7 +222,7 @@ impl Loadgen {
             url_data: Vec::new(),
             extensions: None,
         }
-        .write(&mut self.buf);
+        .write(connection_id, tid, &mut self.buf);
     }
 
     fn run(&mut self) -> Result<(Duration, Vec<f64>), String> {

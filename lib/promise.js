@@ -7,7 +7,7 @@
 const engine = require('./engine.js')
 const { targetFor } = require('./target.js')
 const {
-  EVENTS, toTwentyBytes, checkOptions, checkSignal, checkTimeout, checkCounters, checkEvent, checkAnnounceFields
+  EVENTS, LIMITS, toTwentyBytes, checkOptions, checkSignal, checkTimeout, checkCounters, checkEvent, checkAnnounceFields
 } = require('./validate.js')
 
 const SHARED_SCOPE = 0
@@ -113,7 +113,9 @@ function scrape (announceUrl, infoHashes, opts) {
     const hashes = []
     for (let i = 0; i < infoHashes.length; i++) hashes.push(toTwentyBytes(infoHashes[i], `infoHashes[${i}]`, true))
     const target = targetFor(announceUrl, options, 'opts')
-    const size = target.scrapeBatch
+    // The engine splits each request into packets the tracker answers (74
+    // hashes over IPv4, 60 over IPv6, fewer where a tracker answered fewer).
+    const size = LIMITS.scrapeHashesPerRequest
     const batches = []
     for (let at = 0; at < hashes.length; at += size) batches.push(hashes.slice(at, at + size))
     return run(batches.length, options, (group, i) => engine.startScrape(group, target, SHARED_SCOPE, batches[i]))

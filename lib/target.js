@@ -4,10 +4,9 @@
 // TrackerTarget. Instances and promise calls with the same URL and options
 // share one; the native object is freed when the last holder is collected.
 
-const net = require('net')
 const { TrackerTarget } = require('./native.js')
 const { parseAnnounceUrl } = require('./url.js')
-const { LIMITS, checkRequestOptions } = require('./validate.js')
+const { checkRequestOptions } = require('./validate.js')
 
 // Recently used targets by URL and options. Bounded: when full it starts
 // again, and holders keep their own reference.
@@ -18,10 +17,10 @@ let last = null
 
 /**
  * The target for `announceUrl` and the options in `opts` (their names are
- * prefixed with `prefix` in errors): { native, timeoutMs, scrapeBatch }.
+ * prefixed with `prefix` in errors): { native, timeoutMs }.
  */
 function targetFor (announceUrl, opts, prefix) {
-  const { host, bareHost, port, path } = parseAnnounceUrl(announceUrl)
+  const { host, port, path } = parseAnnounceUrl(announceUrl)
   const o = checkRequestOptions(opts, prefix)
   const withExtensions = o.authUser !== undefined || o.requestString !== undefined
   // Instances are mostly created in runs with the same URL and options.
@@ -51,10 +50,7 @@ function targetFor (announceUrl, opts, prefix) {
         authPassword: o.authPassword,
         requestString: o.requestString
       }),
-      timeoutMs: o.timeoutMs,
-      // BEP 15 bounds a scrape to 74 hashes; a tracker that may be reached
-      // over IPv6 gets 60, to stay within the 1280-byte minimum MTU.
-      scrapeBatch: o.family === 4 || net.isIPv4(bareHost) ? LIMITS.scrapeHashesV4 : LIMITS.scrapeHashesV6
+      timeoutMs: o.timeoutMs
     })
     if (key !== null) {
       if (targets.size >= TARGETS_KEPT) targets.clear()

@@ -13,6 +13,7 @@ const LIMITS = Object.freeze({
   defaultTimeoutMs: native.DEFAULT_TIMEOUT_MS,
   scrapeHashesV4: native.SCRAPE_HASHES_V4,
   scrapeHashesV6: native.SCRAPE_HASHES_V6,
+  scrapeHashesPerRequest: native.MAX_SCRAPE_HASHES_PER_REQUEST,
   maxShortString: native.MAX_SHORT_STRING,
   defaultNumWant: 50,
   // setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days).

@@ -22,9 +22,7 @@ use napi_derive::napi;
 use crate::driver::{Command, Driver, Family, StartRequest, Target};
 use sha1::{Digest, Sha1};
 
-use crate::proto::{
-    AnnounceEvent, Authentication, InfoHash, LibtorrentExtensions, PeerId, MAX_SCRAPE_HASHES_V4,
-};
+use crate::proto::{AnnounceEvent, Authentication, InfoHash, LibtorrentExtensions, PeerId};
 use crate::session::{
     AnnounceParams, Completion, Outcome, RequestError, RequestKind, RequestOptions,
 };
@@ -44,6 +42,11 @@ pub const SCRAPE_HASHES_V4: u32 = 74;
 /// 1216 bytes stays within the 1280-byte minimum MTU.
 #[napi]
 pub const SCRAPE_HASHES_V6: u32 = 60;
+/// Info hashes in one scrape request (the start record's u16 count); the
+/// session sends them in packets of at most the two numbers above, or fewer
+/// when a tracker answers fewer.
+#[napi]
+pub const MAX_SCRAPE_HASHES_PER_REQUEST: u32 = u16::MAX as u32;
 /// The longest authentication user name and request string (a u8 length).
 #[napi]
 pub const MAX_SHORT_STRING: u32 = 255;
@@ -104,6 +107,7 @@ impl TrackerTarget {
             max_attempts: args.max_attempts,
             strict_source: args.strict_source,
             reuse_connection_id: args.reuse_connection_id,
+            scope: 0, // per request: the driver sets StartRequest::scope
         };
         let port = port(args.port, "announceUrl port")?;
         Ok(TrackerTarget {
@@ -295,12 +299,48 @@ impl Engine {
             dropped_unknown: s.session.dropped_unknown as f64,
             dropped_late: s.session.dropped_late as f64,
             dropped_wrong_source: s.session.dropped_wrong_source as f64,
+            renewed_connection_ids: s.session.renewed_connection_ids as f64,
+            retransmits: s.session.retransmits as f64,
+            losses: s.session.losses as f64,
             in_flight: u32::try_from(s.in_flight).unwrap_or(u32::MAX),
             queued: u32::try_from(s.queued).unwrap_or(u32::MAX),
             sockets: u32::try_from(s.sockets).unwrap_or(u32::MAX),
             cached_connection_ids: u32::try_from(s.cached_connection_ids).unwrap_or(u32::MAX),
+            trackers: self
+                .driver
+                .tracker_stats()
+                .into_iter()
+                .map(|t| TrackerStatsJs {
+                    address: t.address.to_string(),
+                    window: u32::try_from(t.window).unwrap_or(u32::MAX),
+                    outstanding: u32::try_from(t.outstanding).unwrap_or(u32::MAX),
+                    waiting: u32::try_from(t.waiting).unwrap_or(u32::MAX),
+                    srtt_ms: t.srtt.map(|d| d.as_secs_f64() * 1000.0),
+                    rttvar_ms: t.rttvar.map(|d| d.as_secs_f64() * 1000.0),
+                    retransmits: t.retransmits as f64,
+                    losses: t.losses as f64,
+                })
+                .collect(),
         })
     }
+}
+
+/// One tracker address's congestion control (refreshed every 100 ms).
+#[napi(object)]
+pub struct TrackerStatsJs {
+    /// `'ip:port'` or `'[v6]:port'`.
+    pub address: String,
+    /// Datagrams expecting a reply it may have out at once.
+    pub window: u32,
+    pub outstanding: u32,
+    /// Requests waiting for room in the window.
+    pub waiting: u32,
+    /// Smoothed round-trip time and its variation (RFC 6298), once measured.
+    pub srtt_ms: Option<f64>,
+    pub rttvar_ms: Option<f64>,
+    pub retransmits: f64,
+    /// Losses detected early (drops at the tracker).
+    pub losses: f64,
 }
 
 #[napi(object)]
@@ -311,11 +351,18 @@ pub struct EngineStats {
     pub dropped_unknown: f64,
     pub dropped_late: f64,
     pub dropped_wrong_source: f64,
+    /// Cached connection ids forgotten after silence or an error.
+    pub renewed_connection_ids: f64,
+    /// Datagrams sent again, after a wait or a detected loss.
+    pub retransmits: f64,
+    /// Losses detected early: later datagrams to the tracker were answered.
+    pub losses: f64,
     pub in_flight: u32,
     /// Requests waiting for a place in the window (not sent yet).
     pub queued: u32,
     pub sockets: u32,
     pub cached_connection_ids: u32,
+    pub trackers: Vec<TrackerStatsJs>,
 }
 
 /// Reads one record at the start of `bytes`: the request (None when it was
@@ -345,11 +392,11 @@ fn decode(bytes: &[u8], targets: &[&TrackerTarget]) -> Result<(Option<StartReque
     let kind = if kind == START_ANNOUNCE {
         RequestKind::Announce(announce_params(record, registered)?)
     } else {
-        let limit = MAX_SCRAPE_HASHES_V4;
-        if count == 0 || count > limit {
-            return Err(range_error(&format!(
-                "infoHashes must hold 1 to {limit} 20-byte hashes per request"
-            )));
+        // Any number: the session sends them in batches the tracker answers.
+        if count == 0 {
+            return Err(range_error(
+                "infoHashes must hold one or more 20-byte hashes",
+            ));
         }
         let hashes = record[START_HEADER..]
             .chunks_exact(20)
@@ -515,11 +562,16 @@ mod tests {
             Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
             RequestOptions::default().timeout
         );
-        assert_eq!(SCRAPE_HASHES_V4 as usize, MAX_SCRAPE_HASHES_V4);
+        assert_eq!(
+            SCRAPE_HASHES_V4 as usize,
+            crate::proto::MAX_SCRAPE_HASHES_V4
+        );
         assert_eq!(
             SCRAPE_HASHES_V6 as usize,
             crate::proto::MAX_SCRAPE_HASHES_V6
         );
+        // A start record counts its hashes in a u16.
+        assert_eq!(MAX_SCRAPE_HASHES_PER_REQUEST, u32::from(u16::MAX));
     }
 
     #[test]

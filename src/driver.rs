@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -16,7 +17,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::session::{
-    Completion, Outcome, RequestError, RequestId, RequestKind, RequestOptions, Session, Stats,
+    Completion, Outcome, RequestError, RequestId, RequestKind, RequestOptions, Scope, Session,
+    Stats,
 };
 
 /// Which address family to use for a tracker host name.
@@ -58,11 +60,11 @@ impl Target {
 #[derive(Debug)]
 pub struct StartRequest {
     pub id: RequestId,
-    /// Who may share a cached connection id: the class API passes its
-    /// instance's own number, the promise API 0 (shared across calls).
-    pub scope: u32,
     pub target: Arc<Target>,
     pub kind: RequestKind,
+    /// Whose cached connection ids the request may reuse: the instance's
+    /// own (class API, never 0), or 0, shared by every promise-API call.
+    pub scope: Scope,
 }
 
 #[derive(Debug)]
@@ -70,7 +72,6 @@ pub enum Command {
     Start(StartRequest),
     Cancel(RequestId),
     ForgetConnectionIds,
-    Stats(std::sync::mpsc::Sender<DriverStats>),
     Resolved {
         host: String,
         port: u16,
@@ -87,6 +88,23 @@ pub struct DriverStats {
     pub cached_connection_ids: usize,
 }
 
+/// One tracker address's congestion state, as `stats()` shows it.
+#[derive(Clone, Debug)]
+pub struct TrackerStats {
+    pub address: SocketAddr,
+    pub window: usize,
+    pub outstanding: usize,
+    pub waiting: usize,
+    pub srtt: Option<Duration>,
+    pub rttvar: Option<Duration>,
+    pub retransmits: u64,
+    pub losses: u64,
+}
+
+/// How often the per-tracker view is refreshed (it is a copy of every
+/// tracker's state, too much for every turn of the loop).
+const TRACKER_STATS_EVERY: Duration = Duration::from_millis(100);
+
 /// Receives each batch of finished requests, on the driver's thread.
 pub type Sink = Box<dyn FnMut(Vec<Completion>) + Send>;
 
@@ -101,11 +119,146 @@ const READ_BATCH: usize = 1024;
 const SEND_BATCH: usize = 128;
 /// Host name lookups are reused for this long.
 const DNS_TTL: Duration = Duration::from_secs(60);
+/// A name that did not resolve fails at once for this long (libtorrent's
+/// figure), instead of being looked up again for every request.
+const DNS_FAILURE_TTL: Duration = Duration::from_secs(150);
+
+/// The driver's counters, published after every turn of its loop so that
+/// reading them never waits for the driver thread.
+#[derive(Debug, Default)]
+struct SharedStats {
+    sent: AtomicU64,
+    received: AtomicU64,
+    dropped_short: AtomicU64,
+    dropped_unknown: AtomicU64,
+    dropped_late: AtomicU64,
+    dropped_wrong_source: AtomicU64,
+    renewed_connection_ids: AtomicU64,
+    retransmits: AtomicU64,
+    losses: AtomicU64,
+    in_flight: AtomicU64,
+    queued: AtomicU64,
+    sockets: AtomicU64,
+    cached_connection_ids: AtomicU64,
+    /// Starts and cancels sent and not yet handled by the driver, so that
+    /// `in_flight` counts what the caller did before it asked.
+    unhandled_starts: AtomicI64,
+    unhandled_cancels: AtomicI64,
+    trackers: Mutex<Vec<TrackerStats>>,
+}
+
+impl SharedStats {
+    fn publish(&self, s: &DriverStats) {
+        let store = |cell: &AtomicU64, value: u64| cell.store(value, Ordering::Relaxed);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        store(&self.sent, s.session.sent);
+        store(&self.received, s.session.received);
+        store(&self.dropped_short, s.session.dropped_short);
+        store(&self.dropped_unknown, s.session.dropped_unknown);
+        store(&self.dropped_late, s.session.dropped_late);
+        store(&self.dropped_wrong_source, s.session.dropped_wrong_source);
+        store(
+            &self.renewed_connection_ids,
+            s.session.renewed_connection_ids,
+        );
+        store(&self.retransmits, s.session.retransmits);
+        store(&self.losses, s.session.losses);
+        store(&self.in_flight, count(s.in_flight));
+        store(&self.queued, count(s.queued));
+        store(&self.sockets, count(s.sockets));
+        store(&self.cached_connection_ids, count(s.cached_connection_ids));
+    }
+
+    fn publish_trackers(&self, session: &Session) {
+        let trackers = session
+            .trackers()
+            .map(|(address, t)| TrackerStats {
+                address,
+                window: t.window(),
+                outstanding: t.outstanding(),
+                waiting: t.waiting(),
+                srtt: t.rtt().map(|r| r.srtt),
+                rttvar: t.rtt().map(|r| r.rttvar),
+                retransmits: t.retransmits(),
+                losses: t.losses(),
+            })
+            .collect();
+        if let Ok(mut published) = self.trackers.lock() {
+            *published = trackers;
+        }
+    }
+
+    /// Counts a command the caller sends (+1) or takes back (−1).
+    fn unhandled(&self, command: &Command, delta: i64) {
+        match command {
+            Command::Start(_) => self.unhandled_starts.fetch_add(delta, Ordering::Relaxed),
+            Command::Cancel(_) => self.unhandled_cancels.fetch_add(delta, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
+    fn read(&self) -> DriverStats {
+        let load = |cell: &AtomicU64| cell.load(Ordering::Relaxed);
+        let count = |cell: &AtomicU64| usize::try_from(load(cell)).unwrap_or(usize::MAX);
+        let in_flight = i64::try_from(load(&self.in_flight)).unwrap_or(i64::MAX)
+            + self.unhandled_starts.load(Ordering::Relaxed)
+            - self.unhandled_cancels.load(Ordering::Relaxed);
+        DriverStats {
+            session: Stats {
+                sent: load(&self.sent),
+                received: load(&self.received),
+                dropped_short: load(&self.dropped_short),
+                dropped_unknown: load(&self.dropped_unknown),
+                dropped_late: load(&self.dropped_late),
+                dropped_wrong_source: load(&self.dropped_wrong_source),
+                renewed_connection_ids: load(&self.renewed_connection_ids),
+                retransmits: load(&self.retransmits),
+                losses: load(&self.losses),
+            },
+            in_flight: usize::try_from(in_flight.max(0)).unwrap_or(usize::MAX),
+            queued: count(&self.queued),
+            sockets: count(&self.sockets),
+            cached_connection_ids: count(&self.cached_connection_ids),
+        }
+    }
+}
+
+/// Starts and cancels the driver handled in one turn of its loop.
+#[derive(Default)]
+struct Handled {
+    starts: i64,
+    cancels: i64,
+}
+
+impl Handled {
+    fn push(&mut self, command: &Command) {
+        match command {
+            Command::Start(_) => self.starts += 1,
+            Command::Cancel(_) => self.cancels += 1,
+            _ => {}
+        }
+    }
+
+    fn settle(&mut self, stats: &SharedStats) {
+        if self.starts != 0 {
+            stats
+                .unhandled_starts
+                .fetch_sub(self.starts, Ordering::Relaxed);
+        }
+        if self.cancels != 0 {
+            stats
+                .unhandled_cancels
+                .fetch_sub(self.cancels, Ordering::Relaxed);
+        }
+        *self = Handled::default();
+    }
+}
 
 /// A handle to the driver thread; dropping every handle stops it.
 #[derive(Clone)]
 pub struct Driver {
     commands: mpsc::UnboundedSender<Command>,
+    stats: Arc<SharedStats>,
 }
 
 impl Driver {
@@ -115,36 +268,74 @@ impl Driver {
             .enable_all()
             .build()?;
         let resolver_tx = tx.downgrade();
+        let stats = Arc::new(SharedStats::default());
+        let published = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("udp-tracker".into())
-            .spawn(move || runtime.block_on(run(rx, resolver_tx, sink)))?;
-        Ok(Driver { commands: tx })
+            .spawn(move || runtime.block_on(run(rx, resolver_tx, sink, &published)))?;
+        Ok(Driver {
+            commands: tx,
+            stats,
+        })
     }
 
     /// Queues a command; false when the driver has stopped.
     pub fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
+        self.stats.unhandled(&command, 1);
+        match self.commands.send(command) {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(command)) => {
+                self.stats.unhandled(&command, -1);
+                false
+            }
+        }
     }
 
+    /// The counters as of the driver's last turn; `None` once it has stopped.
+    /// Never waits for the driver thread.
     pub fn stats(&self) -> Option<DriverStats> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        if !self.send(Command::Stats(tx)) {
-            return None;
-        }
-        rx.recv_timeout(Duration::from_secs(5)).ok()
+        (!self.commands.is_closed()).then(|| self.stats.read())
+    }
+
+    /// Each tracker address's congestion state, at most 100 ms old.
+    pub fn tracker_stats(&self) -> Vec<TrackerStats> {
+        self.stats
+            .trackers
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 }
+
+type HostPort = (String, u16);
 
 enum Lookup {
     Pending(Vec<StartRequest>),
     Done { addrs: Vec<SocketAddr>, at: Instant },
+    Failed { message: String, at: Instant },
+}
+
+impl Lookup {
+    /// Whether this is a finished lookup too old to reuse at `now`.
+    fn expired(&self, now: Instant) -> bool {
+        match self {
+            Lookup::Pending(_) => false,
+            Lookup::Done { at, .. } => now.saturating_duration_since(*at) >= DNS_TTL,
+            Lookup::Failed { at, .. } => now.saturating_duration_since(*at) >= DNS_FAILURE_TTL,
+        }
+    }
 }
 
 struct State {
     session: Session,
     v4: Option<UdpSocket>,
     v6: Option<UdpSocket>,
-    lookups: HashMap<(String, u16), Lookup>,
+    lookups: HashMap<HostPort, Lookup>,
+    /// The lookup each request waiting on a name waits for, so a cancel
+    /// finds it without scanning every lookup.
+    waiting_on: HashMap<RequestId, HostPort>,
+    /// When `lookups` was last pruned of expired entries.
+    pruned: Instant,
     resolver_tx: mpsc::WeakUnboundedSender<Command>,
     done: Vec<Completion>,
 }
@@ -153,30 +344,41 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     resolver_tx: mpsc::WeakUnboundedSender<Command>,
     mut sink: Sink,
+    stats: &SharedStats,
 ) {
     let mut state = State {
         session: Session::new(),
         v4: None,
         v6: None,
         lookups: HashMap::new(),
+        waiting_on: HashMap::new(),
+        pruned: Instant::now(),
         resolver_tx,
         done: Vec::new(),
     };
     let mut buf = vec![0u8; 65536];
+    let mut handled = Handled::default();
+    let mut trackers_published = Instant::now();
+    let mut trackers_changed = false;
     loop {
         let wake = state.session.poll_timeout();
         let sends_waiting = state.session.has_transmits();
+        let publish_at = trackers_published + TRACKER_STATS_EVERY;
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { break };
+                handled.push(&command);
                 state.handle(command);
                 while let Ok(command) = commands.try_recv() {
+                    handled.push(&command);
                     state.handle(command);
                 }
             }
             _ = readable(state.v4.as_ref()) => state.read_all(true, &mut buf),
             _ = readable(state.v6.as_ref()) => state.read_all(false, &mut buf),
             _ = sleep_until(wake) => state.session.handle_timeout(Instant::now()),
+            // The last changes of a burst reach the per-tracker view too.
+            _ = sleep_until(Some(publish_at)), if trackers_changed => {}
             () = std::future::ready(()), if sends_waiting => {}
         }
         // Send a slice of what is queued, then read what has arrived, so that
@@ -187,6 +389,16 @@ async fn run(
         state.read_all(false, &mut buf);
         while let Some(completion) = state.session.poll_completion() {
             state.done.push(completion);
+        }
+        // The snapshot first, then the commands it reflects leave the
+        // unhandled counts: a reader never misses a start or a cancel.
+        stats.publish(&state.stats());
+        handled.settle(stats);
+        trackers_changed = true;
+        if trackers_published.elapsed() >= TRACKER_STATS_EVERY {
+            trackers_published = Instant::now();
+            stats.publish_trackers(&state.session);
+            trackers_changed = false;
         }
         if !state.done.is_empty() {
             sink(std::mem::take(&mut state.done));
@@ -217,23 +429,24 @@ impl State {
             Command::Start(start) => self.start(start),
             Command::Cancel(id) => {
                 self.session.cancel(id, Instant::now());
-                for lookup in self.lookups.values_mut() {
-                    if let Lookup::Pending(waiting) = lookup {
+                if let Some(key) = self.waiting_on.remove(&id) {
+                    if let Some(Lookup::Pending(waiting)) = self.lookups.get_mut(&key) {
                         waiting.retain(|s| s.id != id);
                     }
                 }
             }
             Command::ForgetConnectionIds => self.session.forget_connection_ids(),
-            Command::Stats(reply) => {
-                let _ = reply.send(DriverStats {
-                    session: self.session.stats(),
-                    in_flight: self.session.in_flight(),
-                    queued: self.session.queued(),
-                    sockets: usize::from(self.v4.is_some()) + usize::from(self.v6.is_some()),
-                    cached_connection_ids: self.session.connection_ids().len(),
-                });
-            }
             Command::Resolved { host, port, result } => self.resolved(host, port, result),
+        }
+    }
+
+    fn stats(&self) -> DriverStats {
+        DriverStats {
+            session: self.session.stats(),
+            in_flight: self.session.in_flight() + self.waiting_on.len(),
+            queued: self.session.queued(),
+            sockets: usize::from(self.v4.is_some()) + usize::from(self.v6.is_some()),
+            cached_connection_ids: self.session.connection_ids().len(),
         }
     }
 
@@ -243,18 +456,44 @@ impl State {
             self.begin(start, tracker, None);
             return;
         }
+        let now = Instant::now();
+        self.prune_lookups(now);
         let key = (start.target.host.clone(), start.target.port);
         match self.lookups.get_mut(&key) {
-            Some(Lookup::Done { addrs, at }) if at.elapsed() < DNS_TTL => {
+            Some(lookup) if lookup.expired(now) => {
+                self.lookups.remove(&key);
+                self.lookup(key, start);
+            }
+            Some(Lookup::Done { addrs, .. }) => {
                 let addrs = addrs.clone();
                 self.begin_resolved(start, &addrs);
             }
-            Some(Lookup::Pending(waiting)) => waiting.push(start),
-            _ => {
-                self.lookups
-                    .insert(key.clone(), Lookup::Pending(vec![start]));
-                self.spawn_lookup(key.0, key.1);
+            Some(Lookup::Failed { message, .. }) => {
+                let error = RequestError::Resolve(message.clone());
+                self.fail_now(start.id, error);
             }
+            Some(Lookup::Pending(waiting)) => {
+                self.waiting_on.insert(start.id, key);
+                waiting.push(start);
+            }
+            None => self.lookup(key, start),
+        }
+    }
+
+    /// Looks `key` up for `start` (and whoever asks for it meanwhile).
+    fn lookup(&mut self, key: HostPort, start: StartRequest) {
+        self.waiting_on.insert(start.id, key.clone());
+        self.lookups
+            .insert(key.clone(), Lookup::Pending(vec![start]));
+        self.spawn_lookup(key.0, key.1);
+    }
+
+    /// Drops expired lookups, at most once per `DNS_TTL`: a long-running
+    /// process that named many hosts does not keep them all.
+    fn prune_lookups(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.pruned) >= DNS_TTL {
+            self.pruned = now;
+            self.lookups.retain(|_, lookup| !lookup.expired(now));
         }
     }
 
@@ -263,7 +502,7 @@ impl State {
         tokio::spawn(async move {
             let result = match tokio::net::lookup_host((host.as_str(), port)).await {
                 Ok(addrs) => Ok(addrs.collect::<Vec<_>>()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(format!("cannot resolve {host}: {e}")),
             };
             if let Some(tx) = tx.upgrade() {
                 let _ = tx.send(Command::Resolved { host, port, result });
@@ -281,18 +520,22 @@ impl State {
             }
             None => return,
         };
+        for start in &waiting {
+            self.waiting_on.remove(&start.id);
+        }
+        let at = Instant::now();
         match result {
             Ok(addrs) => {
                 for start in waiting {
                     self.begin_resolved(start, &addrs);
                 }
-                let at = Instant::now();
                 self.lookups.insert(key, Lookup::Done { addrs, at });
             }
             Err(message) => {
                 for start in waiting {
                     self.fail_now(start.id, RequestError::Resolve(message.clone()));
                 }
+                self.lookups.insert(key, Lookup::Failed { message, at });
             }
         }
     }
@@ -323,13 +566,17 @@ impl State {
             self.fail_now(start.id, RequestError::Send(message));
             return;
         }
+        let options = RequestOptions {
+            scope: start.scope,
+            ..start.target.options.clone()
+        };
         self.session.start_with_fallback(
             Instant::now(),
             start.id,
             tracker,
             fallback,
             start.kind,
-            start.target.options.clone(),
+            options,
         );
     }
 

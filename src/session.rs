@@ -6,14 +6,19 @@
 //! to send, what finished, and when to wake up next, in the style of
 //! quinn-proto; so every rule here is tested with a fake clock.
 //!
-//! Two things are shared between requests:
-//! - the connection id of each tracker address ([`ConnectionIdCache`]), reused
-//!   for less than a minute (BEP 15: "a connection ID can be used for multiple
-//!   requests ... for one minute");
+//! Shared between requests:
+//! - the connection ids of each tracker address ([`ConnectionIdCache`]),
+//!   reused for less than a minute (BEP 15: "a connection ID can be used for
+//!   multiple requests ... for one minute") by requests of the same scope;
 //! - a connect exchange in progress: requests to one tracker that need an id at
-//!   the same time wait on one connect instead of sending one each.
+//!   the same time wait on one connect instead of sending one each;
+//! - what is known of each tracker address ([`TrackerState`]): its round-trip
+//!   time (RFC 6298), which connection ids it answered lately, and how many
+//!   info hashes it answers per scrape.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+mod tracker;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,14 +26,20 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+pub use crate::proto::AnnounceParams;
 use crate::proto::{
-    peek_transaction_id, AnnounceEvent, AnnounceRequest, AnnounceResponse, ConnectRequest,
-    ConnectionId, InfoHash, LibtorrentExtensions, ParseError, PeerId, Response, ScrapeRequest,
-    ScrapeResponse, TransactionId,
+    peek_transaction_id, AnnounceResponse, ConnectRequest, ConnectionId, InfoHash, ParseError,
+    Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId, MAX_SCRAPE_HASHES_V4,
+    MAX_SCRAPE_HASHES_V6,
 };
+pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState, INITIAL_CWND, MIN_CWND};
 
 /// A request's handle, chosen by the caller.
 pub type RequestId = u32;
+
+/// Which requests may reuse each other's cached connection ids: the 1.2.0
+/// class gives each instance its own scope, the promise API shares scope 0.
+pub type Scope = u32;
 
 /// How long a connection id is reused, counted from the last send of the
 /// connect request it answered (so never later than the tracker issued it).
@@ -49,6 +60,9 @@ pub const FAMILY_PREFERENCE_TTL: Duration = Duration::from_secs(600);
 /// finishes or its first wait passes, so a silent tracker delays the queue by
 /// one wait per window's worth of requests, not by whole retransmit schedules.
 pub const DEFAULT_WINDOW: usize = 4096;
+/// The shortest wait before silence to a request sent with a cached
+/// connection id counts as the tracker having forgotten the id.
+pub const PROBE_FLOOR: Duration = Duration::from_millis(250);
 /// A wait is never scheduled further out than this, whatever the options say.
 const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -62,6 +76,9 @@ pub struct RequestOptions {
     pub strict_source: bool,
     /// Use (and join) cached connection ids and shared connect exchanges.
     pub reuse_connection_id: bool,
+    /// Whose cached connection ids this request may reuse (see
+    /// [`ConnectionIdCache`]); 0 is the scope shared by the promise API.
+    pub scope: Scope,
 }
 
 impl Default for RequestOptions {
@@ -71,31 +88,16 @@ impl Default for RequestOptions {
             max_attempts: MAX_ATTEMPTS,
             strict_source: true,
             reuse_connection_id: true,
+            scope: 0,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AnnounceParams {
-    pub info_hash: InfoHash,
-    pub peer_id: PeerId,
-    pub downloaded: u64,
-    pub left: u64,
-    pub uploaded: u64,
-    pub event: AnnounceEvent,
-    pub ip: u32,
-    pub key: u32,
-    pub num_want: i32,
-    pub port: u16,
-    pub url_data: Vec<u8>,
-    /// libtorrent's authentication / request-string extensions (opt-in).
-    pub extensions: Option<LibtorrentExtensions>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestKind {
     Announce(AnnounceParams),
-    /// At most one packet's worth of hashes; the caller splits larger sets.
+    /// Any number of info hashes: sent in batches of at most 74 (60 to an
+    /// IPv6 address), or fewer once the tracker has shown it answers fewer.
     Scrape(Vec<InfoHash>),
 }
 
@@ -130,6 +132,7 @@ impl fmt::Display for RequestError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Announced(AnnounceResponse),
+    /// One entry per info hash asked, in the order asked.
     Scraped(ScrapeResponse),
     Failed(RequestError),
 }
@@ -140,11 +143,22 @@ pub struct Completion {
     pub outcome: Outcome,
 }
 
-/// Who a datagram was sent for, so a send error reaches the right requests.
+/// Who a datagram was sent for, so a send error reaches the right requests
+/// (and only while they still wait on that datagram's transaction id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
-    Request(RequestId),
+    Request { id: RequestId, tid: TransactionId },
     Connect(TransactionId),
+}
+
+impl Owner {
+    /// The request an announce or scrape datagram was sent for.
+    pub fn request_id(self) -> Option<RequestId> {
+        match self {
+            Owner::Request { id, .. } => Some(id),
+            Owner::Connect(_) => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,57 +181,15 @@ pub struct Stats {
     pub dropped_late: u64,
     /// From an address other than the tracker's, with strict source checks.
     pub dropped_wrong_source: u64,
-}
-
-/// Connection ids by tracker address. An id is only ever sent to the address
-/// that issued it.
-#[derive(Debug, Default)]
-pub struct ConnectionIdCache {
-    entries: HashMap<SocketAddr, (ConnectionId, Instant)>,
-}
-
-impl ConnectionIdCache {
-    /// The id for `tracker` and when it was issued, if still fresh at `now`.
-    pub fn get(&self, tracker: SocketAddr, now: Instant) -> Option<(ConnectionId, Instant)> {
-        self.entries
-            .get(&tracker)
-            .copied()
-            .filter(|&(_, issued)| is_fresh(issued, now))
-    }
-
-    pub fn insert(&mut self, tracker: SocketAddr, id: ConnectionId, issued: Instant) {
-        let newer = self
-            .entries
-            .get(&tracker)
-            .is_none_or(|&(_, current)| current <= issued);
-        if newer {
-            self.entries.insert(tracker, (id, issued));
-        }
-    }
-
-    /// Forgets `id` for `tracker`, unless a newer id replaced it meanwhile.
-    pub fn invalidate(&mut self, tracker: SocketAddr, id: ConnectionId) {
-        if self.entries.get(&tracker).is_some_and(|&(c, _)| c == id) {
-            self.entries.remove(&tracker);
-        }
-    }
-
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
-    pub fn prune(&mut self, now: Instant) {
-        self.entries
-            .retain(|_, &mut (_, issued)| is_fresh(issued, now));
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
+    /// Connection ids forgotten because a request sent with one went
+    /// unanswered or got an error (the tracker may have restarted).
+    pub renewed_connection_ids: u64,
+    /// Datagrams sent again: after a wait, or at once when a loss was
+    /// detected (later datagrams to the same tracker were answered).
+    pub retransmits: u64,
+    /// Losses detected that way (each cuts the tracker's window, at most
+    /// once per congestion event).
+    pub losses: u64,
 }
 
 fn is_fresh(issued: Instant, now: Instant) -> bool {
@@ -233,99 +205,128 @@ pub fn retransmit_wait(timeout: Duration, attempt: u32) -> Duration {
 
 #[derive(Clone, Copy, Debug)]
 enum Phase {
-    /// Waiting for a place in the window; nothing sent yet.
-    Queued,
-    /// Waiting for the connect exchange `tid` (possibly shared) to answer.
-    Connecting { tid: TransactionId },
-    /// The announce or scrape is out under `tid`, using `connection_id`.
-    Requesting {
+    /// Waiting for a place in the window (`seq` is its place in the queue);
+    /// nothing sent yet.
+    Queued { seq: u64 },
+    /// Waiting for the connect exchange `tid` (possibly shared) to answer,
+    /// since `since` (its join or its last attempt); `checked` as in [`Sent`].
+    Connecting {
         tid: TransactionId,
+        since: Instant,
+        checked: bool,
+    },
+    /// Has a connection id, waits for room in the tracker's congestion
+    /// window (`seq` is its place in that tracker's line).
+    Waiting {
+        seq: u64,
         connection_id: ConnectionId,
         issued: Instant,
         from_cache: bool,
     },
+    /// The announce or scrape is out.
+    Requesting(Sent),
 }
 
-/// What a request asks: encoded once, at its start; each send patches in the
-/// connection id and transaction id (BEP 15 puts them at the same offsets in
-/// announces and scrapes), so the parameters need not be kept. The one
-/// exception is libtorrent's authentication, whose hash covers those ids:
-/// such an announce keeps its parameters and is encoded again for each id.
-#[derive(Debug)]
-struct Body {
-    bytes: Vec<u8>,
-    /// `Some(n)` for a scrape of n info hashes, `None` for an announce.
-    scrape_hashes: Option<usize>,
-    signed: Option<Box<AnnounceParams>>,
-}
-
-fn announce_request(
-    p: &AnnounceParams,
+/// An announce or scrape datagram out under `tid`.
+#[derive(Clone, Copy, Debug)]
+struct Sent {
+    tid: TransactionId,
     connection_id: ConnectionId,
-    transaction_id: TransactionId,
-) -> AnnounceRequest {
-    AnnounceRequest {
-        connection_id,
-        transaction_id,
-        info_hash: p.info_hash,
-        peer_id: p.peer_id,
-        downloaded: p.downloaded,
-        left: p.left,
-        uploaded: p.uploaded,
-        event: p.event,
-        ip: p.ip,
-        key: p.key,
-        num_want: p.num_want,
-        port: p.port,
-        url_data: p.url_data.clone(),
-        extensions: p.extensions.clone(),
-    }
+    /// When the connect that obtained `connection_id` was last sent.
+    issued: Instant,
+    /// The id came from the cache rather than a connect made for this request.
+    from_cache: bool,
+    /// The last send of this phase.
+    sent_at: Instant,
+    /// Whether the early check of this send is done (or not needed): a few
+    /// round trips after it, silence says more than after 2·timeout (see
+    /// `on_check_timeout`).
+    checked: bool,
+}
+
+/// What a request asks: encoded once, at its start (a scrape: once per
+/// batch); each send patches in the connection id and transaction id (BEP 15
+/// puts them at the same offsets in announces and scrapes). The one
+/// exception is libtorrent's authentication, whose hash covers those ids: such
+/// an announce keeps its parameters and is encoded again for each id.
+#[derive(Debug)]
+enum Body {
+    Announce {
+        bytes: Vec<u8>,
+        signed: Option<Box<AnnounceParams>>,
+    },
+    Scrape {
+        hashes: Vec<InfoHash>,
+        /// The counts answered so far, for `hashes[..stats.len()]`.
+        stats: Vec<ScrapeStats>,
+        /// How many hashes the batch in flight asks for.
+        batch: usize,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Body {
     fn new(kind: RequestKind) -> Body {
-        let mut bytes = Vec::with_capacity(AnnounceRequest::FIXED_LEN);
-        let (cid, tid) = (ConnectionId(0), TransactionId(0));
         match kind {
-            RequestKind::Announce(p) => {
-                announce_request(&p, cid, tid).write(&mut bytes);
-                let signed = p.extensions.as_ref().is_some_and(|e| e.auth.is_some());
-                Body {
+            RequestKind::Announce(params) => {
+                let mut bytes = Vec::with_capacity(98);
+                params.write(ConnectionId(0), TransactionId(0), &mut bytes);
+                let signed = params.extensions.as_ref().is_some_and(|e| e.auth.is_some());
+                Body::Announce {
                     bytes,
-                    scrape_hashes: None,
-                    signed: signed.then(|| Box::new(p)),
+                    signed: signed.then(|| Box::new(params)),
                 }
             }
-            RequestKind::Scrape(info_hashes) => {
-                let scrape_hashes = Some(info_hashes.len());
-                ScrapeRequest {
-                    connection_id: cid,
-                    transaction_id: tid,
-                    info_hashes,
-                }
-                .write(&mut bytes);
-                Body {
-                    bytes,
-                    scrape_hashes,
-                    signed: None,
-                }
-            }
+            RequestKind::Scrape(hashes) => Body::Scrape {
+                hashes,
+                stats: Vec::new(),
+                batch: 0,
+                bytes: Vec::new(),
+            },
         }
     }
 
-    /// Sets the ids for the next send.
-    fn set_ids(&mut self, connection_id: ConnectionId, tid: TransactionId) {
-        if let Some(p) = &self.signed {
-            self.bytes.clear();
-            announce_request(p, connection_id, tid).write(&mut self.bytes);
-            return;
+    /// A scrape's next batch: at most `limit` of the hashes not answered yet.
+    fn next_batch(&mut self, limit: usize) {
+        if let Body::Scrape {
+            hashes,
+            stats,
+            batch,
+            bytes,
+        } = self
+        {
+            let rest = hashes.get(stats.len()..).unwrap_or(&[]);
+            *batch = rest.len().min(limit.max(1));
+            bytes.clear();
+            ScrapeRequest {
+                connection_id: ConnectionId(0),
+                transaction_id: TransactionId(0),
+                info_hashes: rest.get(..*batch).unwrap_or(&[]).to_vec(),
+            }
+            .write(bytes);
         }
-        if let Some(cid) = self.bytes.get_mut(0..8) {
+    }
+
+    /// The datagram to send with these ids.
+    fn datagram(&mut self, connection_id: ConnectionId, tid: TransactionId) -> Vec<u8> {
+        let bytes = match self {
+            Body::Announce {
+                bytes,
+                signed: Some(params),
+            } => {
+                bytes.clear();
+                params.write(connection_id, tid, bytes);
+                return bytes.clone();
+            }
+            Body::Announce { bytes, .. } | Body::Scrape { bytes, .. } => bytes,
+        };
+        if let Some(cid) = bytes.get_mut(0..8) {
             cid.copy_from_slice(&connection_id.0.to_be_bytes());
         }
-        if let Some(t) = self.bytes.get_mut(12..16) {
+        if let Some(t) = bytes.get_mut(12..16) {
             t.copy_from_slice(&tid.0.to_be_bytes());
         }
+        bytes.clone()
     }
 }
 
@@ -336,17 +337,16 @@ struct Request {
     options: RequestOptions,
     phase: Phase,
     deadline: Instant,
+    started: Instant,
     connect_attempts: u32,
     request_attempts: u32,
-    /// Set once a tracker error on a cached id has made us reconnect.
+    /// Set once silence or an error on a cached id has made us renew it.
     retried_with_fresh_id: bool,
     /// The host's address in the other family, tried when `tracker` does not
     /// answer the first connect or cannot be sent to (happy eyeballs for UDP).
     fallback: Option<SocketAddr>,
     /// The address this request left for its fallback.
     switched_from: Option<SocketAddr>,
-    /// Whether the request counts against the window.
-    holds_slot: bool,
 }
 
 #[derive(Debug)]
@@ -355,6 +355,9 @@ struct ConnectExchange {
     strict_source: bool,
     shared: bool,
     last_sent: Instant,
+    /// How often the connect was sent: only a reply to a single send is a
+    /// round-trip sample (Karn's rule).
+    sends: u32,
     waiters: Vec<RequestId>,
 }
 
@@ -396,6 +399,7 @@ pub struct Session {
     shared_connects: HashMap<(SocketAddr, bool), TransactionId>,
     retired: RetiredTids,
     cache: ConnectionIdCache,
+    trackers: HashMap<SocketAddr, TrackerState>,
     timers: BTreeSet<(Instant, RequestId)>,
     transmits: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
@@ -406,11 +410,10 @@ pub struct Session {
     preferred: HashMap<SocketAddr, (SocketAddr, Instant)>,
     window: usize,
     /// Requests holding a place in the window.
-    admitted: usize,
-    /// Requests waiting for a place, oldest first (cancelled ones are skipped).
-    queue: VecDeque<RequestId>,
-    /// How many requests are in `Phase::Queued`.
-    waiting: usize,
+    in_window: HashSet<RequestId>,
+    /// Requests waiting for a place, oldest first, by their `Phase::Queued` seq.
+    queue: BTreeMap<u64, RequestId>,
+    next_seq: u64,
 }
 
 impl Default for Session {
@@ -434,6 +437,7 @@ impl Session {
             shared_connects: HashMap::new(),
             retired: RetiredTids::default(),
             cache: ConnectionIdCache::default(),
+            trackers: HashMap::new(),
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
@@ -441,9 +445,9 @@ impl Session {
             stats: Stats::default(),
             preferred: HashMap::new(),
             window: DEFAULT_WINDOW,
-            admitted: 0,
-            queue: VecDeque::new(),
-            waiting: 0,
+            in_window: HashSet::new(),
+            queue: BTreeMap::new(),
+            next_seq: 0,
         }
     }
 
@@ -458,7 +462,7 @@ impl Session {
 
     /// Requests waiting for a place in the window.
     pub fn queued(&self) -> usize {
-        self.waiting
+        self.queue.len()
     }
 
     /// Sets the window (at least 1); see [`DEFAULT_WINDOW`].
@@ -469,6 +473,18 @@ impl Session {
 
     pub fn connection_ids(&self) -> &ConnectionIdCache {
         &self.cache
+    }
+
+    /// What is known of the tracker at `address`, if it was used lately.
+    pub fn tracker(&self, address: SocketAddr) -> Option<&TrackerState> {
+        self.trackers.get(&address)
+    }
+
+    /// Every tracker address used lately, with what is known of it.
+    pub fn trackers(&self) -> impl Iterator<Item = (SocketAddr, &TrackerState)> {
+        self.trackers
+            .iter()
+            .map(|(&address, state)| (address, state))
     }
 
     /// Forgets every cached connection id: the next request to each tracker connects.
@@ -510,79 +526,61 @@ impl Session {
                 tracker = other;
             }
         }
-        let request = Request {
+        let mut request = Request {
             body: Body::new(kind),
             tracker,
             options,
-            phase: Phase::Queued,
+            phase: Phase::Queued { seq: 0 },
             deadline: now,
+            started: now,
             connect_attempts: 0,
             request_attempts: 0,
             retried_with_fresh_id: false,
             fallback,
             switched_from: None,
-            holds_slot: false,
         };
-        self.requests.insert(id, request);
-        if self.admitted < self.window {
+        if self.in_window.len() < self.window {
+            self.requests.insert(id, request);
             self.admit(now, id);
         } else {
-            self.waiting += 1;
-            self.queue.push_back(id);
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            request.phase = Phase::Queued { seq };
+            self.requests.insert(id, request);
+            self.queue.insert(seq, id);
         }
     }
 
     fn admit(&mut self, now: Instant, id: RequestId) {
-        let Some(request) = self.requests.get_mut(&id) else {
-            return;
-        };
-        request.holds_slot = true;
-        self.admitted += 1;
+        self.in_window.insert(id);
         self.obtain_connection_id(now, id);
     }
 
-    /// Gives back `id`'s place in the window, if it holds one.
-    fn release_slot(&mut self, id: RequestId) -> bool {
-        match self.requests.get_mut(&id) {
-            Some(request) if request.holds_slot => {
-                request.holds_slot = false;
-                self.admitted -= 1;
-                true
-            }
-            _ => false,
+    /// Request `id` gives back its place in the window, if it holds one, and
+    /// the oldest queued request takes it.
+    fn leave_window(&mut self, now: Instant, id: RequestId) {
+        if self.in_window.remove(&id) {
+            self.admit_queued(now);
         }
     }
 
     fn admit_queued(&mut self, now: Instant) {
-        while self.admitted < self.window {
-            let Some(id) = self.queue.pop_front() else {
+        while self.in_window.len() < self.window {
+            let Some((_, id)) = self.queue.pop_first() else {
                 break;
             };
-            let waiting = self
-                .requests
-                .get(&id)
-                .is_some_and(|r| matches!(r.phase, Phase::Queued));
-            if waiting {
-                self.waiting -= 1;
-                self.admit(now, id);
-            }
+            self.admit(now, id);
         }
     }
 
     /// Stops a request without a completion; late replies to it are dropped.
     pub fn cancel(&mut self, id: RequestId, now: Instant) {
-        let released = self.release_slot(id);
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
         self.timers.remove(&(request.deadline, id));
-        if matches!(request.phase, Phase::Queued) {
-            self.waiting -= 1;
-        }
-        self.leave_phase(now, id, request.phase);
-        if released {
-            self.admit_queued(now);
-        }
+        self.leave_phase(now, id, request.tracker, request.phase);
+        self.leave_window(now, id);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -609,10 +607,11 @@ impl Session {
                 break;
             }
             self.timers.pop_first();
-            self.on_retransmit_timer(now, id);
+            self.on_timeout(now, id);
         }
         self.retired.prune(now);
         self.cache.prune(now);
+        self.trackers.retain(|_, state| state.is_recent(now));
         self.preferred.retain(|_, &mut (_, since)| {
             now.saturating_duration_since(since) < FAMILY_PREFERENCE_TTL
         });
@@ -641,7 +640,7 @@ impl Session {
                 return;
             }
             let response = Response::parse(bytes, from.is_ipv6());
-            self.on_request_reply(now, id, response);
+            self.on_request_reply(now, id, from, response);
         } else if self.retired.contains(tid) {
             self.stats.dropped_late += 1;
         } else {
@@ -649,10 +648,18 @@ impl Session {
         }
     }
 
-    /// A datagram in `transmit` could not be sent: its requests fail.
+    /// The datagram `owner` sent could not be sent: the requests still
+    /// waiting on it move to their fallback address or fail. A datagram of a
+    /// phase they have left since concerns them no longer.
     pub fn handle_send_error(&mut self, now: Instant, owner: Owner, message: &str) {
         let ids = match owner {
-            Owner::Request(id) => vec![id],
+            Owner::Request { id, tid } => {
+                if self.request_tids.get(&tid) == Some(&id) {
+                    vec![id]
+                } else {
+                    Vec::new()
+                }
+            }
             Owner::Connect(tid) => self
                 .connects
                 .get(&tid)
@@ -660,15 +667,6 @@ impl Session {
                 .unwrap_or_default(),
         };
         for id in ids {
-            // A queued request has sent nothing: the error is about a request
-            // this id named before (the Rust API lets a caller reuse ids).
-            let queued = self
-                .requests
-                .get(&id)
-                .is_none_or(|r| matches!(r.phase, Phase::Queued));
-            if queued {
-                continue;
-            }
             if !self.switch_to_fallback(now, id) {
                 self.fail(now, id, RequestError::Send(message.to_owned()));
             }
@@ -683,45 +681,101 @@ impl Session {
         let Some(fallback) = request.fallback.take() else {
             return false;
         };
-        request.switched_from = Some(request.tracker);
-        request.tracker = fallback;
+        let (primary, deadline, phase) = (request.tracker, request.deadline, request.phase);
+        request.switched_from = Some(primary);
         request.connect_attempts = 0;
         request.request_attempts = 0;
-        let (deadline, phase) = (request.deadline, request.phase);
-        self.leave_phase(now, id, phase);
+        self.leave_phase(now, id, primary, phase);
         self.timers.remove(&(deadline, id));
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.tracker = fallback;
+        }
         self.obtain_connection_id(now, id);
         true
     }
 
-    /// Gives up what request `id`'s `phase` holds: its place on a connect
-    /// exchange, or its transaction id (retired, so late replies are known).
-    fn leave_phase(&mut self, now: Instant, id: RequestId, phase: Phase) {
+    /// Gives up what request `id`'s `phase` with `tracker` holds: its place
+    /// in a queue or on a connect exchange, or its transaction id (retired,
+    /// so late replies are known) and its room in the tracker's window.
+    fn leave_phase(&mut self, now: Instant, id: RequestId, tracker: SocketAddr, phase: Phase) {
         match phase {
-            Phase::Queued => {}
-            Phase::Connecting { tid } => self.leave_connect(tid, id, now),
-            Phase::Requesting { tid, .. } => {
-                self.request_tids.remove(&tid);
-                self.retired.insert(tid, now);
+            Phase::Queued { seq } => {
+                self.queue.remove(&seq);
+            }
+            Phase::Connecting { tid, .. } => self.leave_connect(tid, id, now),
+            Phase::Waiting { seq, .. } => {
+                if let Some(state) = self.trackers.get_mut(&tracker) {
+                    state.waiting.remove(&seq);
+                }
+            }
+            Phase::Requesting(sent) => {
+                self.request_tids.remove(&sent.tid);
+                self.retired.insert(sent.tid, now);
+                self.release_room(now, tracker);
+            }
+        }
+    }
+
+    /// A datagram expecting a reply from `tracker` is answered or given up:
+    /// the requests waiting for room in its window get it, oldest first.
+    fn release_room(&mut self, now: Instant, tracker: SocketAddr) {
+        let Some(state) = self.trackers.get_mut(&tracker) else {
+            return;
+        };
+        state.outstanding = state.outstanding.saturating_sub(1);
+        self.send_waiting(now, tracker);
+    }
+
+    fn send_waiting(&mut self, now: Instant, tracker: SocketAddr) {
+        loop {
+            let Some(state) = self.trackers.get_mut(&tracker) else {
+                return;
+            };
+            if !state.has_room() {
+                return;
+            }
+            let Some((_, id)) = state.waiting.pop_first() else {
+                return;
+            };
+            let Some(request) = self.requests.get(&id) else {
+                continue;
+            };
+            if let Phase::Waiting {
+                connection_id,
+                issued,
+                from_cache,
+                ..
+            } = request.phase
+            {
+                if is_fresh(issued, now) {
+                    self.send_request(now, id, connection_id, issued, from_cache);
+                } else {
+                    // It waited past its id's minute: BEP 15 wants a new one.
+                    self.obtain_connection_id(now, id);
+                }
             }
         }
     }
 
     /// The tracker may have restarted and forgotten the cached id request
     /// `id` used: forget it too and get another (a newer one another request
-    /// cached meanwhile, or a connect). Once per request.
+    /// cached meanwhile, or a connect). Once per request; the renewed phase
+    /// starts a fresh schedule (the lost send is not counted as an attempt).
     fn renew_connection_id(&mut self, now: Instant, id: RequestId) {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
         let phase = request.phase;
-        let Phase::Requesting { connection_id, .. } = phase else {
+        let Phase::Requesting(sent) = phase else {
             return;
         };
         request.retried_with_fresh_id = true;
+        request.request_attempts = 0;
         let (tracker, deadline) = (request.tracker, request.deadline);
-        self.cache.invalidate(tracker, connection_id);
-        self.leave_phase(now, id, phase);
+        if self.cache.invalidate(tracker, sent.connection_id) {
+            self.stats.renewed_connection_ids += 1;
+        }
+        self.leave_phase(now, id, tracker, phase);
         self.timers.remove(&(deadline, id));
         self.obtain_connection_id(now, id);
     }
@@ -731,7 +785,11 @@ impl Session {
             return;
         };
         if request.options.reuse_connection_id {
-            if let Some((connection_id, issued)) = self.cache.get(request.tracker, now) {
+            let (tracker, scope) = (request.tracker, request.options.scope);
+            if let Some((connection_id, issued)) =
+                self.cache.get(tracker, scope, request.started, now)
+            {
+                self.cache.add_scope(tracker, connection_id, scope);
                 self.send_request(now, id, connection_id, issued, true);
                 return;
             }
@@ -746,7 +804,6 @@ impl Session {
         let tracker = request.tracker;
         let strict_source = request.options.strict_source;
         let shared = request.options.reuse_connection_id;
-        let dedupe = request.options.timeout.min(Duration::from_secs(1));
         let existing = shared
             .then(|| self.shared_connects.get(&(tracker, strict_source)).copied())
             .flatten();
@@ -754,10 +811,8 @@ impl Session {
             Some(tid) => {
                 if let Some(exchange) = self.connects.get_mut(&tid) {
                     exchange.waiters.push(id);
-                    if now.saturating_duration_since(exchange.last_sent) >= dedupe {
-                        self.send_connect(now, tid);
-                    }
                 }
+                self.resend_connect_if_due(now, tid, request.options.timeout);
                 tid
             }
             None => {
@@ -769,12 +824,16 @@ impl Session {
                         strict_source,
                         shared,
                         last_sent: now,
+                        sends: 0,
                         waiters: vec![id],
                     },
                 );
                 if shared {
                     self.shared_connects.insert((tracker, strict_source), tid);
                 }
+                // A connect is never held back (it is the first datagram of
+                // a burst), but it counts against the window.
+                self.tracker_state(tracker, now).outstanding += 1;
                 self.send_connect(now, tid);
                 tid
             }
@@ -782,10 +841,45 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        request.phase = Phase::Connecting { tid };
         request.connect_attempts = 1;
-        let wait = retransmit_wait(request.options.timeout, 1);
-        self.schedule(id, now + wait);
+        self.wait_for_connect(now, id, tid);
+    }
+
+    /// Request `id` waits on connect `tid` from `now`: until its ordinary
+    /// wait, or first until the early check once the tracker's round trip
+    /// is known (see `on_connect_check`).
+    fn wait_for_connect(&mut self, now: Instant, id: RequestId, tid: TransactionId) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        let attempt = request.connect_attempts;
+        let check = self
+            .trackers
+            .get(&request.tracker)
+            .filter(|s| s.rtt().is_some())
+            .map(|s| s.check_wait(attempt))
+            .filter(|&check| check < wait);
+        request.phase = Phase::Connecting {
+            tid,
+            since: now,
+            checked: check.is_none(),
+        };
+        self.schedule(id, now + check.unwrap_or(wait));
+    }
+
+    /// Sends shared connect `tid` again unless it went out less than
+    /// min(`timeout`, 1 s) ago: its waiters retransmit on their own
+    /// schedules, and one send per such slot is enough for all of them.
+    fn resend_connect_if_due(&mut self, now: Instant, tid: TransactionId, timeout: Duration) {
+        let dedupe = timeout.min(Duration::from_secs(1));
+        let due = self
+            .connects
+            .get(&tid)
+            .is_some_and(|e| now.saturating_duration_since(e.last_sent) >= dedupe);
+        if due {
+            self.send_connect(now, tid);
+        }
     }
 
     fn send_connect(&mut self, now: Instant, tid: TransactionId) {
@@ -793,6 +887,7 @@ impl Session {
             return;
         };
         exchange.last_sent = now;
+        exchange.sends += 1;
         let mut payload = Vec::with_capacity(ConnectRequest::LEN);
         ConnectRequest {
             transaction_id: tid,
@@ -824,9 +919,11 @@ impl Session {
             self.shared_connects.remove(&key);
         }
         self.retired.insert(tid, now);
+        self.release_room(now, exchange.tracker);
         Some(exchange)
     }
 
+    /// The first send of a phase: the announce, or a scrape's next batch.
     fn send_request(
         &mut self,
         now: Instant,
@@ -839,95 +936,285 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        request.body.set_ids(connection_id, tid);
+        let tracker = request.tracker;
+        let state = self
+            .trackers
+            .entry(tracker)
+            .or_insert_with(|| TrackerState::new(now));
+        if !state.has_room() {
+            // The tracker's window is full: wait in line, in order.
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            state.waiting.insert(seq, id);
+            request.phase = Phase::Waiting {
+                seq,
+                connection_id,
+                issued,
+                from_cache,
+            };
+            self.timers.remove(&(request.deadline, id));
+            return;
+        }
+        state.outstanding += 1;
+        if request.request_attempts == 0 {
+            let limit = state.scrape_limit().unwrap_or(if tracker.is_ipv4() {
+                MAX_SCRAPE_HASHES_V4
+            } else {
+                MAX_SCRAPE_HASHES_V6
+            });
+            request.body.next_batch(limit);
+        }
         request.request_attempts += 1;
         let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        // A few round trips after the send, silence says more than after
+        // 2·timeout, once the tracker's round trip is known.
+        let check = state.check_wait(request.request_attempts);
+        let checked = check >= wait || state.rtt().is_none() && !from_cache;
         self.stats.sent += 1;
         self.transmits.push_back(Transmit {
-            destination: request.tracker,
-            payload: request.body.bytes.clone(),
-            owner: Owner::Request(id),
+            destination: tracker,
+            payload: request.body.datagram(connection_id, tid),
+            owner: Owner::Request { id, tid },
         });
-        request.phase = Phase::Requesting {
+        request.phase = Phase::Requesting(Sent {
             tid,
             connection_id,
             issued,
             from_cache,
-        };
+            sent_at: now,
+            checked,
+        });
         self.request_tids.insert(tid, id);
-        self.schedule(id, now + wait);
+        self.schedule(id, now + if checked { wait } else { check });
     }
 
-    fn on_retransmit_timer(&mut self, now: Instant, id: RequestId) {
-        // The first wait is over: whatever happens next, this request no
-        // longer counts as a burst in flight.
-        if self.release_slot(id) {
-            self.admit_queued(now);
+    /// A request's timer: the wait after its last send is over.
+    fn on_timeout(&mut self, now: Instant, id: RequestId) {
+        let Some(request) = self.requests.get(&id) else {
+            return;
+        };
+        match request.phase {
+            // Queued and waiting requests have no timer.
+            Phase::Queued { .. } | Phase::Waiting { .. } => {}
+            Phase::Requesting(sent) if self.id_suspect(id, sent) => {
+                self.renew_connection_id(now, id);
+            }
+            Phase::Requesting(sent) if !sent.checked => self.on_check_timeout(now, id, sent),
+            Phase::Connecting {
+                tid,
+                since,
+                checked: false,
+            } => self.on_connect_check(now, id, tid, since),
+            Phase::Connecting { tid, .. } => {
+                // The first wait is over: whatever happens next, this request
+                // no longer counts as a burst in flight.
+                self.leave_window(now, id);
+                self.on_connect_timeout(now, id, tid);
+            }
+            Phase::Requesting(sent) => {
+                self.leave_window(now, id);
+                self.on_request_timeout(now, id, sent);
+            }
+        }
+    }
+
+    /// No answer to the first connect of request `id`'s phase, or to a
+    /// retransmission of it.
+    fn on_connect_timeout(&mut self, now: Instant, id: RequestId, tid: TransactionId) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if request.fallback.is_some() {
+            // No answer to the first connect: try the other family.
+            self.switch_to_fallback(now, id);
+            return;
+        }
+        let attempts = request.connect_attempts;
+        if attempts >= request.options.max_attempts {
+            self.give_up(now, id, attempts);
+            return;
+        }
+        request.connect_attempts += 1;
+        let timeout = request.options.timeout;
+        self.resend_connect_if_due(now, tid, timeout);
+        self.wait_for_connect(now, id, tid);
+    }
+
+    /// No answer within max(250 ms, 4·SRTT) to connect `tid` that request
+    /// `id` has waited on since `since`. If the tracker answered anything
+    /// since the connect went out, it was lost (a full queue): send it again
+    /// now, as the request's next attempt, and halve the window; else keep
+    /// the BEP 15 schedule.
+    fn on_connect_check(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        tid: TransactionId,
+        since: Instant,
+    ) {
+        let Some(exchange) = self.connects.get(&tid) else {
+            return;
+        };
+        let (tracker, last_sent) = (exchange.tracker, exchange.last_sent);
+        let state = self.trackers.get(&tracker);
+        let alive = state.is_some_and(|s| s.answered_anything_since(last_sent));
+        let check = state.map_or(PROBE_FLOOR, TrackerState::probe_wait);
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if alive && request.connect_attempts < request.options.max_attempts {
+            request.connect_attempts += 1;
+            if now.saturating_duration_since(last_sent) >= check {
+                // Once per exchange, however many wait on it.
+                self.stats.losses += 1;
+                self.stats.retransmits += 1;
+                let state = self.tracker_state(tracker, now);
+                state.on_loss(last_sent, now);
+                state.retransmits += 1;
+                self.send_connect(now, tid);
+            }
+            self.wait_for_connect(now, id, tid);
+            return;
+        }
+        request.phase = Phase::Connecting {
+            tid,
+            since,
+            checked: true,
+        };
+        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        self.schedule(id, (since + wait).max(now));
+    }
+
+    /// No answer within max(250 ms, 4·SRTT) of a send (`sent`). What the
+    /// tracker answered since tells why:
+    /// - (checked first, in `on_timeout`, also when the ordinary wait ends)
+    ///   a first send on a cached id, and nothing answered on that id since:
+    ///   the tracker has probably forgotten the id (aquatic drops unknown ids
+    ///   silently after a restart), so renew it now rather than after
+    ///   2·timeout, without counting the lost send;
+    /// - the tracker answered other datagrams since (sent later, or earlier
+    ///   ones it was still working through): this one, overdue by several
+    ///   round trips, was lost (a full queue at the tracker drops the
+    ///   excess): send it again now, within `max_attempts`, and halve the
+    ///   tracker's window (once per congestion event);
+    /// - nothing: the tracker is slow or silent; keep the BEP 15 schedule.
+    fn on_check_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let tracker = request.tracker;
+        let state = self.trackers.get_mut(&tracker);
+        // Answers since this send (to datagrams sent later, or earlier ones
+        // the tracker was still working through) while this one is overdue
+        // by several round trips: it was lost. None at all: silence.
+        let silent = !state
+            .as_ref()
+            .is_some_and(|s| s.answered_anything_since(sent.sent_at));
+        let lost = !silent;
+        if let (true, Some(state)) = (silent, state) {
+            // Nothing at all for a few round trips: the tracker stalled or
+            // died; the window must not hold its other requests back.
+            state.on_silence();
+        }
+        let sent = Sent {
+            checked: true,
+            ..sent
+        };
+        request.phase = Phase::Requesting(sent);
+        if silent {
+            self.send_waiting(now, tracker);
         }
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let timeout = request.options.timeout;
-        let max_attempts = request.options.max_attempts;
-        match &request.phase {
-            // Queued requests have no timer.
-            Phase::Queued => {}
-            Phase::Connecting { tid } => {
-                let tid = *tid;
-                if request.fallback.is_some() {
-                    // No answer to the first connect: try the other family.
-                    self.switch_to_fallback(now, id);
-                    return;
-                }
-                if request.connect_attempts >= max_attempts {
-                    let waited = retransmit_wait(timeout, request.connect_attempts);
-                    self.fail(now, id, timeout_error(waited));
-                    return;
-                }
-                request.connect_attempts += 1;
-                let wait = retransmit_wait(timeout, request.connect_attempts);
-                let dedupe = timeout.min(Duration::from_secs(1));
-                let due = self
-                    .connects
-                    .get(&tid)
-                    .is_some_and(|e| now.saturating_duration_since(e.last_sent) >= dedupe);
-                if due {
-                    self.send_connect(now, tid);
-                }
-                self.schedule(id, now + wait);
-            }
-            &phase @ Phase::Requesting {
-                issued, from_cache, ..
-            } => {
-                if request.request_attempts >= max_attempts {
-                    let waited = retransmit_wait(timeout, request.request_attempts);
-                    self.fail(now, id, timeout_error(waited));
-                    return;
-                }
-                if from_cache && !request.retried_with_fresh_id {
-                    // Silence to a request made with a cached id: some trackers
-                    // (aquatic) drop unknown ids after a restart without an
-                    // error reply. Renew the id once before retransmitting.
-                    self.renew_connection_id(now, id);
-                    return;
-                }
-                if !is_fresh(issued, now) {
-                    // BEP 15: an expired id is renewed before the next send.
-                    self.leave_phase(now, id, phase);
-                    self.obtain_connection_id(now, id);
-                    return;
-                }
-                request.request_attempts += 1;
-                let wait = retransmit_wait(timeout, request.request_attempts);
-                self.stats.sent += 1;
-                self.transmits.push_back(Transmit {
-                    destination: request.tracker,
-                    payload: request.body.bytes.clone(),
-                    owner: Owner::Request(id),
-                });
-                self.schedule(id, now + wait);
+        if lost && request.request_attempts < request.options.max_attempts {
+            self.stats.losses += 1;
+            self.tracker_state(tracker, now).on_loss(sent.sent_at, now);
+            self.retransmit(now, id, sent);
+            return;
+        }
+        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        self.schedule(id, (sent.sent_at + wait).max(now));
+    }
+
+    /// Whether request `id`'s first send `sent` on a cached id went
+    /// unanswered while the tracker answered nothing else on that id.
+    fn id_suspect(&self, id: RequestId, sent: Sent) -> bool {
+        self.requests.get(&id).is_some_and(|request| {
+            sent.from_cache
+                && !request.retried_with_fresh_id
+                && !self
+                    .trackers
+                    .get(&request.tracker)
+                    .is_some_and(|s| s.answered_since(sent.connection_id, sent.sent_at))
+        })
+    }
+
+    /// No answer to request `id`'s announce or scrape `sent` within its wait.
+    fn on_request_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let tracker = request.tracker;
+        let (attempts, max_attempts) = (request.request_attempts, request.options.max_attempts);
+        if let Some(state) = self.trackers.get_mut(&tracker) {
+            if !state.answered_anything_since(sent.sent_at) {
+                state.on_silence();
+                self.send_waiting(now, tracker);
             }
         }
+        if attempts >= max_attempts {
+            self.give_up(now, id, attempts);
+            return;
+        }
+        if !is_fresh(sent.issued, now) {
+            // BEP 15: an expired id is renewed before the next send.
+            self.leave_phase(now, id, tracker, Phase::Requesting(sent));
+            self.obtain_connection_id(now, id);
+            return;
+        }
+        self.retransmit(now, id, sent);
+    }
+
+    /// Sends request `id`'s datagram `sent` again, as the next attempt.
+    fn retransmit(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        request.request_attempts += 1;
+        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        let tracker = request.tracker;
+        self.stats.sent += 1;
+        self.stats.retransmits += 1;
+        self.transmits.push_back(Transmit {
+            destination: tracker,
+            payload: request.body.datagram(sent.connection_id, sent.tid),
+            owner: Owner::Request { id, tid: sent.tid },
+        });
+        let state = self.tracker_state(tracker, now);
+        state.retransmits += 1;
+        let attempts = self.requests.get(&id).map_or(1, |r| r.request_attempts);
+        let state = self.tracker_state(tracker, now);
+        let check = state.check_wait(attempts);
+        let checked = check >= wait;
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.phase = Phase::Requesting(Sent {
+                sent_at: now,
+                checked,
+                ..sent
+            });
+        }
+        self.schedule(id, now + if checked { wait } else { check });
+    }
+
+    /// Request `id` failed after `attempts` sends of its phase, each
+    /// unanswered: the error names the last wait.
+    fn give_up(&mut self, now: Instant, id: RequestId, attempts: u32) {
+        let Some(request) = self.requests.get(&id) else {
+            return;
+        };
+        let waited = retransmit_wait(request.options.timeout, attempts);
+        self.fail(now, id, timeout_error(waited));
     }
 
     fn on_connect_reply(
@@ -966,7 +1253,19 @@ impl Session {
         // Only an id that came from the tracker's own address is shared: one
         // a non-strict request took from elsewhere serves that exchange only.
         if from == exchange.tracker {
-            self.cache.insert(exchange.tracker, connection_id, issued);
+            let state = self.tracker_state(from, now);
+            state.on_answer(now);
+            if exchange.sends == 1 {
+                state.rtt_sample(now.saturating_duration_since(issued));
+            }
+            let scopes = exchange
+                .waiters
+                .iter()
+                .filter_map(|id| self.requests.get(id))
+                .map(|r| r.options.scope);
+            let scopes: Vec<Scope> = scopes.collect();
+            self.cache
+                .insert(exchange.tracker, connection_id, issued, now, scopes);
         }
         for id in exchange.waiters {
             self.send_request(now, id, connection_id, issued, false);
@@ -977,36 +1276,104 @@ impl Session {
         &mut self,
         now: Instant,
         id: RequestId,
+        from: SocketAddr,
         response: Result<Response, ParseError>,
     ) {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let Phase::Requesting { from_cache, .. } = request.phase else {
+        let Phase::Requesting(sent) = request.phase else {
             return;
         };
-        let outcome = match (request.body.scrape_hashes, response) {
-            (None, Ok(Response::Announce(reply))) => Outcome::Announced(reply),
-            (Some(hashes), Ok(Response::Scrape(reply))) => {
-                if reply.stats.len() == hashes {
-                    Outcome::Scraped(reply)
-                } else {
-                    Outcome::Failed(RequestError::BadResponse(ParseError::ScrapeLength))
-                }
+        let is_scrape = matches!(request.body, Body::Scrape { .. });
+        let answered = matches!(response, Ok(Response::Announce(_) | Response::Scrape(_)));
+        if answered && from == request.tracker {
+            let single_send = request.request_attempts == 1;
+            let state = self.tracker_state(from, now);
+            state.answered(sent.connection_id, now);
+            state.on_answer(now);
+            if single_send {
+                state.rtt_sample(now.saturating_duration_since(sent.sent_at));
             }
-            (_, Ok(Response::Error(reply))) => {
-                if from_cache && !request.retried_with_fresh_id {
+        }
+        let outcome = match response {
+            Ok(Response::Announce(reply)) if !is_scrape => Outcome::Announced(reply),
+            Ok(Response::Scrape(reply)) if is_scrape => {
+                self.on_scrape_reply(now, id, sent, reply);
+                return;
+            }
+            Ok(Response::Error(reply)) => {
+                let retry = self
+                    .requests
+                    .get(&id)
+                    .is_some_and(|r| sent.from_cache && !r.retried_with_fresh_id);
+                if retry {
                     // An error on a cached id: the retry gets a fresh schedule.
-                    request.request_attempts = 0;
                     self.renew_connection_id(now, id);
                     return;
                 }
                 Outcome::Failed(RequestError::Tracker(reply.message))
             }
-            (_, Ok(other)) => Outcome::Failed(unexpected_action(&other)),
-            (_, Err(e)) => Outcome::Failed(RequestError::BadResponse(e)),
+            Ok(other) => Outcome::Failed(unexpected_action(&other)),
+            Err(e) => Outcome::Failed(RequestError::BadResponse(e)),
         };
         self.finish(now, id, outcome);
+    }
+
+    /// A scrape reply: whole entries for the batch asked, or for its first
+    /// part (the tracker answers fewer hashes per scrape than we sent: ask
+    /// again for the rest, and send it no larger batches from now on).
+    fn on_scrape_reply(&mut self, now: Instant, id: RequestId, sent: Sent, reply: ScrapeResponse) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let Body::Scrape {
+            hashes,
+            stats,
+            batch,
+            ..
+        } = &mut request.body
+        else {
+            return;
+        };
+        let answered = reply.stats.len();
+        if answered == 0 || answered > *batch {
+            let error = RequestError::BadResponse(ParseError::ScrapeLength);
+            self.fail(now, id, error);
+            return;
+        }
+        let partial = answered < *batch;
+        stats.extend(reply.stats);
+        if stats.len() >= hashes.len() {
+            let stats = std::mem::take(stats);
+            let response = ScrapeResponse {
+                transaction_id: reply.transaction_id,
+                stats,
+            };
+            self.finish(now, id, Outcome::Scraped(response));
+            return;
+        }
+        request.request_attempts = 0;
+        let tracker = request.tracker;
+        if partial {
+            self.tracker_state(tracker, now)
+                .learn_scrape_limit(answered);
+        }
+        self.leave_phase(now, id, tracker, Phase::Requesting(sent));
+        if is_fresh(sent.issued, now) {
+            self.send_request(now, id, sent.connection_id, sent.issued, false);
+        } else {
+            self.obtain_connection_id(now, id);
+        }
+    }
+
+    fn tracker_state(&mut self, tracker: SocketAddr, now: Instant) -> &mut TrackerState {
+        let state = self
+            .trackers
+            .entry(tracker)
+            .or_insert_with(|| TrackerState::new(now));
+        state.touch(now);
+        state
     }
 
     fn fail(&mut self, now: Instant, id: RequestId, error: RequestError) {

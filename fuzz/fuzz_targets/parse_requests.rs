@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         // The parser reads BEP 41 options only (never libtorrent's extension
         // field), skips NOPs and unknown options and ignores anything after
         // EndOfOptions, so compare values, not bytes.
-        assert_eq!(request.extensions, None);
+        assert_eq!(request.params.extensions, None);
         let mut out = Vec::new();
         request.write(&mut out);
         assert!(out.len() >= AnnounceRequest::FIXED_LEN);

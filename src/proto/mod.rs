@@ -8,8 +8,8 @@ mod request;
 mod response;
 
 pub use request::{
-    AnnounceEvent, AnnounceRequest, Authentication, ConnectRequest, LibtorrentExtensions, Request,
-    RequestHeader, ScrapeRequest,
+    AnnounceEvent, AnnounceParams, AnnounceRequest, Authentication, ConnectRequest,
+    LibtorrentExtensions, Request, RequestHeader, ScrapeRequest,
 };
 pub use response::{
     AnnounceResponse, ConnectResponse, ErrorResponse, Peers, Response, ScrapeResponse, ScrapeStats,

@@ -55,18 +55,20 @@ fn announce_request() -> impl Strategy<Value = AnnounceRequest> {
             )| AnnounceRequest {
                 connection_id,
                 transaction_id,
-                info_hash,
-                peer_id,
-                downloaded,
-                left,
-                uploaded,
-                event,
-                ip,
-                key,
-                num_want,
-                port,
-                url_data,
-                extensions: None,
+                params: AnnounceParams {
+                    info_hash,
+                    peer_id,
+                    downloaded,
+                    left,
+                    uploaded,
+                    event,
+                    ip,
+                    key,
+                    num_want,
+                    port,
+                    url_data,
+                    extensions: None,
+                },
             },
         )
 }
@@ -208,11 +210,11 @@ proptest! {
     #[test]
     fn announce_request_round_trips(request in announce_request()) {
         let bytes = written(|out| request.write(out));
-        let options = if request.url_data.is_empty() {
+        let options = if request.params.url_data.is_empty() {
             0
         } else {
             // Two bytes per 255-byte URLData option, the data, EndOfOptions.
-            2 * request.url_data.len().div_ceil(255) + request.url_data.len() + 1
+            2 * request.params.url_data.len().div_ceil(255) + request.params.url_data.len() + 1
         };
         prop_assert_eq!(bytes.len(), AnnounceRequest::FIXED_LEN + options);
         prop_assert_eq!(AnnounceRequest::parse(&bytes), Some(request));

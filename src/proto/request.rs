@@ -126,10 +126,9 @@ impl ConnectRequest {
     }
 }
 
+/// What an announce says, apart from the two ids each send sets.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AnnounceRequest {
-    pub connection_id: ConnectionId,
-    pub transaction_id: TransactionId,
+pub struct AnnounceParams {
     pub info_hash: InfoHash,
     pub peer_id: PeerId,
     pub downloaded: u64,
@@ -149,14 +148,17 @@ pub struct AnnounceRequest {
     pub extensions: Option<LibtorrentExtensions>,
 }
 
-impl AnnounceRequest {
-    /// Length of the fixed part, before any BEP 41 options.
-    pub const FIXED_LEN: usize = 98;
-
-    pub fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.connection_id.0.to_be_bytes());
+impl AnnounceParams {
+    /// The announce datagram with these ids.
+    pub fn write(
+        &self,
+        connection_id: ConnectionId,
+        transaction_id: TransactionId,
+        out: &mut Vec<u8>,
+    ) {
+        out.extend_from_slice(&connection_id.0.to_be_bytes());
         out.extend_from_slice(&Action::Announce.to_u32().to_be_bytes());
-        out.extend_from_slice(&self.transaction_id.0.to_be_bytes());
+        out.extend_from_slice(&transaction_id.0.to_be_bytes());
         out.extend_from_slice(&self.info_hash.0);
         out.extend_from_slice(&self.peer_id.0);
         out.extend_from_slice(&self.downloaded.to_be_bytes());
@@ -179,6 +181,23 @@ impl AnnounceRequest {
             out.push(OPTION_END_OF_OPTIONS);
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnounceRequest {
+    pub connection_id: ConnectionId,
+    pub transaction_id: TransactionId,
+    pub params: AnnounceParams,
+}
+
+impl AnnounceRequest {
+    /// Length of the fixed part, before any BEP 41 options.
+    pub const FIXED_LEN: usize = 98;
+
+    pub fn write(&self, out: &mut Vec<u8>) {
+        self.params
+            .write(self.connection_id, self.transaction_id, out);
+    }
 
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         let mut r = Reader::new(bytes);
@@ -186,9 +205,8 @@ impl AnnounceRequest {
         if r.u32()? != Action::Announce.to_u32() {
             return None;
         }
-        let mut request = AnnounceRequest {
-            connection_id,
-            transaction_id: TransactionId(r.u32()?),
+        let transaction_id = TransactionId(r.u32()?);
+        let mut params = AnnounceParams {
             info_hash: InfoHash(r.array()?),
             peer_id: PeerId(r.array()?),
             downloaded: r.u64()?,
@@ -211,12 +229,16 @@ impl AnnounceRequest {
                     let len = r.take(1)?[0] as usize;
                     let body = r.take(len)?;
                     if kind == OPTION_URL_DATA {
-                        request.url_data.extend_from_slice(body);
+                        params.url_data.extend_from_slice(body);
                     }
                 }
             }
         }
-        Some(request)
+        Some(AnnounceRequest {
+            connection_id,
+            transaction_id,
+            params,
+        })
     }
 }
 
@@ -315,18 +337,20 @@ mod tests {
         AnnounceRequest {
             connection_id: ConnectionId(0x1122_3344_5566_7788),
             transaction_id: TransactionId(0xdead_beef),
-            info_hash: InfoHash([0xaa; 20]),
-            peer_id: PeerId(*b"-UT0001-012345678901"),
-            downloaded: 1,
-            left: u64::MAX,
-            uploaded: 3,
-            event: AnnounceEvent::Started,
-            ip: 0,
-            key: 0x0102_0304,
-            num_want: -1,
-            port: 6881,
-            url_data: url_data.to_vec(),
-            extensions: None,
+            params: AnnounceParams {
+                info_hash: InfoHash([0xaa; 20]),
+                peer_id: PeerId(*b"-UT0001-012345678901"),
+                downloaded: 1,
+                left: u64::MAX,
+                uploaded: 3,
+                event: AnnounceEvent::Started,
+                ip: 0,
+                key: 0x0102_0304,
+                num_want: -1,
+                port: 6881,
+                url_data: url_data.to_vec(),
+                extensions: None,
+            },
         }
     }
 
@@ -418,7 +442,7 @@ mod tests {
     #[test]
     fn authentication_and_request_string_follow_the_libtorrent_layout() {
         let mut req = announce(b"/ignored-when-extensions-are-on");
-        req.extensions = Some(LibtorrentExtensions {
+        req.params.extensions = Some(LibtorrentExtensions {
             auth: Some(Authentication {
                 username: b"alice".to_vec(),
                 password_sha1: sha1(&[b"secret"]),
@@ -442,7 +466,7 @@ mod tests {
     #[test]
     fn request_string_alone_sets_only_bit_two() {
         let mut req = announce(b"");
-        req.extensions = Some(LibtorrentExtensions {
+        req.params.extensions = Some(LibtorrentExtensions {
             auth: None,
             request_string: Some(b"/a".to_vec()),
         });

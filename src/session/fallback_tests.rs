@@ -1,7 +1,7 @@
 //! Happy eyeballs for UDP: a host name with an address in each family.
 
 use super::*;
-use crate::proto::ConnectResponse;
+use crate::proto::{AnnounceEvent, AnnounceRequest, ConnectResponse, PeerId};
 use rand::SeedableRng;
 
 const V4: &str = "127.0.0.1:6969";

@@ -171,11 +171,11 @@ fn a_stale_send_error_leaves_a_queued_request_queued() {
     let connect = s.poll_transmit().unwrap();
     answer_connect(&mut s, t0, &connect);
     let old = s.poll_transmit().unwrap();
-    assert_eq!(old.owner, Owner::Request(1));
+    assert_eq!(old.owner.request_id(), Some(1));
 
     s.start(t0, 2, tracker(), scrape(), options.clone());
     s.start_with_fallback(t0, 1, tracker(), Some(v6), scrape(), options);
-    assert_eq!(s.poll_transmit().unwrap().owner, Owner::Request(2));
+    assert_eq!(s.poll_transmit().unwrap().owner.request_id(), Some(2));
     assert_eq!(s.queued(), 1);
 
     s.handle_send_error(t0, old.owner, "Network is unreachable");

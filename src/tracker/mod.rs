@@ -394,12 +394,14 @@ impl Tracker {
 
     fn announce<R: Rng + ?Sized>(
         &mut self,
-        request: AnnounceRequest,
+        announce: AnnounceRequest,
         from: SocketAddr,
         now: Instant,
         rng: &mut R,
     ) -> Decision {
-        if let Some(refused) = self.refusal(&[request.info_hash], request.transaction_id) {
+        let transaction_id = announce.transaction_id;
+        let request = announce.params;
+        if let Some(refused) = self.refusal(&[request.info_hash], transaction_id) {
             return refused;
         }
         let expiry = self.peer_expiry();
@@ -460,7 +462,7 @@ impl Tracker {
             candidates.into_iter().choose_multiple(rng, wanted)
         };
         Decision::Reply(Response::Announce(AnnounceResponse {
-            transaction_id: request.transaction_id,
+            transaction_id,
             interval: self.config.interval,
             leechers,
             seeders,

@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::*;
-use crate::proto::{AnnounceRequest, ConnectRequest, PROTOCOL_ID};
+use crate::proto::{AnnounceParams, AnnounceRequest, ConnectRequest, PROTOCOL_ID};
 
 struct Harness {
     tracker: Tracker,
@@ -62,7 +62,7 @@ impl Harness {
     ) -> AnnounceResponse {
         let connection_id = self.connect(from);
         let mut req = request(connection_id, hash, peer, event, left);
-        req.port = from.port();
+        req.params.port = from.port();
         match self.announce(from, &req) {
             Some(Response::Announce(r)) => r,
             other => panic!("expected an announce reply, got {other:?}"),
@@ -92,18 +92,20 @@ fn request(
     AnnounceRequest {
         connection_id,
         transaction_id: TransactionId(2),
-        info_hash: InfoHash([hash; 20]),
-        peer_id: PeerId([peer; 20]),
-        downloaded: 0,
-        left,
-        uploaded: 0,
-        event,
-        ip: 0,
-        key: 9,
-        num_want: -1,
-        port: 6881,
-        url_data: Vec::new(),
-        extensions: None,
+        params: AnnounceParams {
+            info_hash: InfoHash([hash; 20]),
+            peer_id: PeerId([peer; 20]),
+            downloaded: 0,
+            left,
+            uploaded: 0,
+            event,
+            ip: 0,
+            key: 9,
+            num_want: -1,
+            port: 6881,
+            url_data: Vec::new(),
+            extensions: None,
+        },
     }
 }
 
@@ -213,7 +215,7 @@ fn num_want_is_honoured_up_to_max_peers() {
     let id = h.connect(me);
     for (want, got) in [(-1, 3), (0, 0), (2, 2), (100, 3)] {
         let mut req = request(id, 1, 99, AnnounceEvent::None, 1);
-        req.num_want = want;
+        req.params.num_want = want;
         let Some(Response::Announce(r)) = h.announce(me, &req) else {
             panic!("announce reply");
         };
