@@ -83,8 +83,8 @@ function fakeClock () {
   const clock = {
     t: 1e6,
     now: () => clock.t,
-    setTimeout (fn, ms) {
-      const timer = { at: clock.t + ms, fn, ms }
+    setTimeout (fn, ms, arg) {
+      const timer = { at: clock.t + ms, fn, ms, arg }
       timers.add(timer)
       return timer
     },
@@ -95,7 +95,7 @@ function fakeClock () {
       assert.ok(first, 'a timer is pending')
       timers.delete(first)
       clock.t = first.at
-      first.fn()
+      first.fn(first.arg)
       return first
     }
   }

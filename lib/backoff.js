@@ -6,6 +6,8 @@
 // not re-announce in lockstep). Pure functions of a `random()` in [0, 1), plus
 // the clock the Client's timers run on, so tests can drive time themselves.
 
+const wheel = require('./wheel.js')
+
 // Transmission's schedule (announcer.cc): the n-th consecutive failure waits
 // RETRY_SCHEDULE_MS[n - 1] (the last one for every failure after), plus up to
 // RETRY_JITTER_MS at random.
@@ -46,15 +48,15 @@ function reannounceDelay (periodMs, random) {
   return Math.min(coarse(periodMs * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
 }
 
-/** Real time; timers are unref'd (a Client alone does not keep Node alive). */
+/**
+ * Real time. `setTimeout(fn, ms, arg)` calls `fn(arg)`: every Client's timers
+ * are on one shared, unref'd timer (lib/wheel.js; a Client alone does not
+ * keep Node alive).
+ */
 const realClock = Object.freeze({
   now: () => Date.now(),
-  setTimeout (fn, ms) {
-    const timer = setTimeout(fn, Math.min(ms, LONGEST_TIMER_MS))
-    timer.unref()
-    return timer
-  },
-  clearTimeout: (timer) => clearTimeout(timer)
+  setTimeout: (fn, ms, arg) => wheel.schedule(fn, Math.min(ms, LONGEST_TIMER_MS), arg),
+  clearTimeout: (timer) => wheel.cancel(timer)
 })
 
 module.exports = {
