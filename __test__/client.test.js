@@ -290,6 +290,11 @@ describe('Client: tiers (BEP 12)', () => {
     const { value: err } = await warning
     assert.equal(err.message, `database is busy (${failing.url})`)
     assert.equal(err.announce, failing.url)
+    assert.equal(err.code, 'ERR_TRACKER_ERROR')
+    // Not a refusal of the torrent: the tracker is backing off, not disabled.
+    const state = client._tiers[0].trackers.find((x) => x.url === failing.url)
+    assert.equal(state.disabled, false)
+    assert.equal(state.failures, 1)
   })
 })
 
@@ -423,6 +428,7 @@ describe('Client: failures, backoff and intervals (fake clock)', () => {
     assert.equal(update.announce, aquatic[2].url, 'the next tracker of the tier was asked at once')
     const { value: err } = await warning
     assert.match(err.message, /not registered/)
+    assert.equal(err.code, 'ERR_TRACKER_ERROR')
     assert.ok(err.message.includes(server.url))
     assert.ok(client._tiers[0].trackers.find((x) => x.url === server.url).disabled)
     client.update()
@@ -512,6 +518,25 @@ describe('Client: destroy', () => {
     const took = Date.now() - began
     assert.ok(took >= 900 && took < 5000, `${took} ms`)
     assert.equal(server.announces[1].event, 3, 'the stopped was sent')
+  })
+
+  it('destroy() cancels the requests in flight: a silent tracker gets no resend, and no event follows', async (t) => {
+    const silent = await serverFor(t)
+    silent.onAnnounce = () => null
+    const clients = []
+    for (let i = 0; i < 20; i++) {
+      const client = makeClient({ announce: silent.url, _timeout: 100 })
+      client.on('warning', (err) => assert.fail(`no warning after destroy(): ${err.message}`))
+      client.start()
+      clients.push(client)
+    }
+    const deadline = Date.now() + 10000
+    while (silent.announces.length < 20 && Date.now() < deadline) await sleep(20)
+    assert.equal(silent.announces.length, 20, 'every first announce went out')
+    for (const client of clients) client.destroy()
+    // A resend would come after 100 ms, the first wait's give-up after 300.
+    await sleep(600)
+    assert.equal(silent.announces.length, 20, 'nothing was sent again')
   })
 
   it('destroy() without a pending stop aborts at once; a second destroy(cb) calls back too', async () => {
