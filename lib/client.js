@@ -295,7 +295,7 @@ class ScrapeRequest {
 
   _done (id, message, code, result) {
     const client = this.client
-    client._scrapes.delete(this)
+    if (client._scrapes !== null) client._scrapes.delete(this)
     if (!client.destroyed) {
       const url = this.tracker.url
       if (message !== null) {
@@ -358,7 +358,6 @@ class Client extends EventEmitter {
     // from here. The announce key is random, one per torrent, the same for
     // every tracker and announce.
     const { fields, targets } = transport.checkOptions(trackerOpts)
-    this._trackerOpts = trackerOpts
     this._fields = fields
     this._firstWaitMs = 2 * (typeof trackerOpts._timeout === 'number' ? trackerOpts._timeout : DEFAULT_TIMEOUT_MS)
 
@@ -379,7 +378,7 @@ class Client extends EventEmitter {
       }
       if (tier.trackers.length > 0) this._tiers.push(tier)
     }
-    this._scrapes = new Set() // ScrapeRequests in flight
+    this._scrapes = null // a Set of the ScrapeRequests in flight, from the first scrape()
     this._onSettled = null
     for (const problem of problems) this._warn(new Error(problem))
   }
@@ -419,6 +418,7 @@ class Client extends EventEmitter {
         for (let at = 0; at < hashes.length; at += size) {
           const request = new ScrapeRequest(this, tracker, hashes.length <= size ? hashes : hashes.slice(at, at + size))
           request.id = transport.scrape(request, tracker.target, request.hashes)
+          if (this._scrapes === null) this._scrapes = new Set()
           this._scrapes.add(request)
         }
       }
@@ -447,8 +447,8 @@ class Client extends EventEmitter {
     }
     this.destroyed = true
     this._getAnnounceOpts = null
-    for (const request of this._scrapes) transport.cancel(request.id)
-    this._scrapes.clear()
+    if (this._scrapes !== null) for (const request of this._scrapes) transport.cancel(request.id)
+    this._scrapes = null
     const stopping = []
     for (const tier of this._tiers) {
       tier.clearTimer()
