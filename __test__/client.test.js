@@ -279,6 +279,16 @@ describe('Client: tiers (BEP 12)', () => {
     assert.equal(dead.received.length, deadBefore, `the next announce went to the front tracker only: ${dead.received.map((r) => Math.round(r.at - dead.received[0].at)).join(', ')}`)
   })
 
+  it('the first wait is 2 × the checked _timeout, also when given as a numeric string', async (t) => {
+    const dead = await serverFor(t)
+    dead.onConnect = () => null
+    const clock = fakeClock()
+    const client = makeClient({ announce: [[dead.url, aquatic[0].url]], _timeout: '40', _clock: clock })
+    client.start()
+    assert.deepEqual(clock.pending().map((x) => x.ms), [80])
+    client.destroy()
+  })
+
   it('a tracker error moves on to the next tracker at once, and warns naming the tracker', async (t) => {
     const failing = await serverFor(t)
     failing.onAnnounce = (req) => errorReply(req.transactionId, 'database is busy')

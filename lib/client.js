@@ -15,7 +15,6 @@ const DEFAULT_NUMWANT = 50 // bittorrent-tracker's DEFAULT_ANNOUNCE_PEERS
 // A Client gives up on one request after two sends per phase (waits of 2 and
 // 4 × _timeout: 90 s with the default 15 s); the tier has moved on long before.
 const DEFAULT_MAX_ATTEMPTS = 2
-const DEFAULT_TIMEOUT_MS = 15000
 // destroy() lets a `stopped` announce already sent finish for this long
 // (bittorrent-tracker's DESTROY_TIMEOUT).
 const DESTROY_TIMEOUT_MS = 1000
@@ -206,7 +205,7 @@ class Tier {
     // The next tracker of the tier is asked when this one's first wait passes
     // unanswered (a tier of one has no next). The engine does not report a
     // request's first resend, so this is a timer, on the Clients' shared wheel.
-    if (this.next < this.order.length) tracker.firstWait = client._clock.setTimeout(onFirstWait, client._firstWaitMs, tracker)
+    if (this.next < this.order.length) tracker.firstWait = client._clock.setTimeout(onFirstWait, 2 * tracker.target.timeoutMs, tracker)
     const params = this.params
     tracker.id = transport.announce(tracker, tracker.target, client._infoHashBuffer, client._peerIdBuffer,
       params.fields, params.counters, this.event)
@@ -359,7 +358,6 @@ class Client extends EventEmitter {
     // every tracker and announce.
     const { fields, targets } = transport.checkOptions(trackerOpts)
     this._fields = fields
-    this._firstWaitMs = 2 * (typeof trackerOpts._timeout === 'number' ? trackerOpts._timeout : DEFAULT_TIMEOUT_MS)
 
     const { tiers, problems } = parseAnnounceList(opts.announce, {
       random: this._random,
