@@ -18,6 +18,7 @@ const SHARED_SCOPE = 0
 const targetCaches = new Map()
 const CACHES_KEPT = 64
 const TARGETS_KEPT = 1024
+const CACHED_BY = ['family', 'timeoutMs', 'maxAttempts', 'strictSource', 'reuseConnectionId']
 
 /**
  * Checks `opts` (UdpTracker's option names; TypeError or RangeError naming
@@ -28,9 +29,12 @@ const TARGETS_KEPT = 1024
 function checkOptions (opts) {
   const request = checkRequestOptions(opts, 'opts')
   const fields = checkAnnounceFields(opts, 'opts')
-  // Targets with libtorrent's extensions hold a password: not shared.
-  if (request.authUser !== undefined || request.requestString !== undefined) return { fields, targets: null }
-  const key = `${request.family} ${request.timeoutMs} ${request.maxAttempts} ${request.strictSource} ${request.reuseConnectionId}`
+  // Only targets defined by these fields are cached here; with any other
+  // option (libtorrent's extensions hold a password) targetFor decides.
+  for (const name in request) {
+    if (request[name] !== undefined && !CACHED_BY.includes(name)) return { fields, targets: null }
+  }
+  const key = CACHED_BY.map((name) => request[name]).join(' ')
   let targets = targetCaches.get(key)
   if (targets === undefined) {
     if (targetCaches.size >= CACHES_KEPT) targetCaches.clear()
