@@ -273,7 +273,8 @@ declare namespace UdpTrackerClass {
   interface ClientWarning extends Error {
     /** The tracker, when the warning is about one. */
     announce?: string
-    code?: 'ERR_TRACKER_TIMEOUT' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_ERROR' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'
+    /** Set for every failed request (`ERR_TRACKER_ERROR`: the tracker's own error message); not for a bad URL. */
+    code?: 'ERR_TRACKER_TIMEOUT' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_ERROR' | 'ERR_DNS' | 'ERR_SEND'
   }
 
   class Client extends EventEmitter {

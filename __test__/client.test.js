@@ -83,8 +83,8 @@ function fakeClock () {
   const clock = {
     t: 1e6,
     now: () => clock.t,
-    setTimeout (fn, ms) {
-      const timer = { at: clock.t + ms, fn, ms }
+    setTimeout (fn, ms, arg) {
+      const timer = { at: clock.t + ms, fn, ms, arg }
       timers.add(timer)
       return timer
     },
@@ -95,7 +95,7 @@ function fakeClock () {
       assert.ok(first, 'a timer is pending')
       timers.delete(first)
       clock.t = first.at
-      first.fn()
+      first.fn(first.arg)
       return first
     }
   }
@@ -279,6 +279,16 @@ describe('Client: tiers (BEP 12)', () => {
     assert.equal(dead.received.length, deadBefore, `the next announce went to the front tracker only: ${dead.received.map((r) => Math.round(r.at - dead.received[0].at)).join(', ')}`)
   })
 
+  it('the first wait is 2 × the checked _timeout, also when given as a numeric string', async (t) => {
+    const dead = await serverFor(t)
+    dead.onConnect = () => null
+    const clock = fakeClock()
+    const client = makeClient({ announce: [[dead.url, aquatic[0].url]], _timeout: '40', _clock: clock })
+    client.start()
+    assert.deepEqual(clock.pending().map((x) => x.ms), [80])
+    client.destroy()
+  })
+
   it('a tracker error moves on to the next tracker at once, and warns naming the tracker', async (t) => {
     const failing = await serverFor(t)
     failing.onAnnounce = (req) => errorReply(req.transactionId, 'database is busy')
@@ -290,6 +300,11 @@ describe('Client: tiers (BEP 12)', () => {
     const { value: err } = await warning
     assert.equal(err.message, `database is busy (${failing.url})`)
     assert.equal(err.announce, failing.url)
+    assert.equal(err.code, 'ERR_TRACKER_ERROR')
+    // Not a refusal of the torrent: the tracker is backing off, not disabled.
+    const state = client._tiers[0].trackers.find((x) => x.url === failing.url)
+    assert.equal(state.disabled, false)
+    assert.equal(state.failures, 1)
   })
 })
 
@@ -423,6 +438,7 @@ describe('Client: failures, backoff and intervals (fake clock)', () => {
     assert.equal(update.announce, aquatic[2].url, 'the next tracker of the tier was asked at once')
     const { value: err } = await warning
     assert.match(err.message, /not registered/)
+    assert.equal(err.code, 'ERR_TRACKER_ERROR')
     assert.ok(err.message.includes(server.url))
     assert.ok(client._tiers[0].trackers.find((x) => x.url === server.url).disabled)
     client.update()
@@ -512,6 +528,25 @@ describe('Client: destroy', () => {
     const took = Date.now() - began
     assert.ok(took >= 900 && took < 5000, `${took} ms`)
     assert.equal(server.announces[1].event, 3, 'the stopped was sent')
+  })
+
+  it('destroy() cancels the requests in flight: a silent tracker gets no resend, and no event follows', async (t) => {
+    const silent = await serverFor(t)
+    silent.onAnnounce = () => null
+    const clients = []
+    for (let i = 0; i < 20; i++) {
+      const client = makeClient({ announce: silent.url, _timeout: 100 })
+      client.on('warning', (err) => assert.fail(`no warning after destroy(): ${err.message}`))
+      client.start()
+      clients.push(client)
+    }
+    const deadline = Date.now() + 10000
+    while (silent.announces.length < 20 && Date.now() < deadline) await sleep(20)
+    assert.equal(silent.announces.length, 20, 'every first announce went out')
+    for (const client of clients) client.destroy()
+    // A resend would come after 100 ms, the first wait's give-up after 300.
+    await sleep(600)
+    assert.equal(silent.announces.length, 20, 'nothing was sent again')
   })
 
   it('destroy() without a pending stop aborts at once; a second destroy(cb) calls back too', async () => {

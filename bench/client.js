@@ -12,6 +12,7 @@
 //   npm run bench:client                       # N = 1000 and 10000, 1 repetition, both
 //   node bench/client.js --n 1000 --reps 3 --impl ours,bittorrent-tracker --deadline 120
 //   node bench/client.js --impl ours,floor      # floor: 5 bare UdpTrackers per torrent, no Client
+//   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' node bench/client.js --n 10000 --impl ours
 //
 // Columns: ok = updates, warn = warnings (failed announces), lost = pairs with
 // neither by the deadline; announces/s = ok / wall time from the first
@@ -157,7 +158,9 @@ async function announceAll (Client, n, urls, deadlineS) {
 
 function runChild (impl, n, urls, deadlineS) {
   return new Promise((resolve) => {
-    const argv = ['--expose-gc', __filename, '--child', impl, String(n), urls.join(','), String(deadlineS)]
+    // BENCH_NODE_ARGS: extra node flags for the children, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
+    const extra = (process.env.BENCH_NODE_ARGS || '').split(' ').filter(Boolean)
+    const argv = [...extra, '--expose-gc', __filename, '--child', impl, String(n), urls.join(','), String(deadlineS)]
     const proc = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''

@@ -6,6 +6,8 @@
 // not re-announce in lockstep). Pure functions of a `random()` in [0, 1), plus
 // the clock the Client's timers run on, so tests can drive time themselves.
 
+const intervals = require('./intervals.js')
+
 // Transmission's schedule (announcer.cc): the n-th consecutive failure waits
 // RETRY_SCHEDULE_MS[n - 1] (the last one for every failure after), plus up to
 // RETRY_JITTER_MS at random.
@@ -46,15 +48,36 @@ function reannounceDelay (periodMs, random) {
   return Math.min(coarse(periodMs * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
 }
 
-/** Real time; timers are unref'd (a Client alone does not keep Node alive). */
+// A timer of the real clock: an owner for lib/intervals.js.
+class ClockTimer {
+  constructor (fn, arg) {
+    this.fn = fn
+    this.arg = arg
+    this._intervalQueue = null
+    this._intervalIndex = 0
+  }
+
+  _onIntervalEnd () {
+    this.fn(this.arg)
+  }
+}
+
+/**
+ * Real time. `setTimeout(fn, ms, arg)` calls `fn(arg)`. Every Client's timers
+ * share one unref'd Node timer per delay (lib/intervals.js, as UdpTracker's
+ * intervals; delays are whole seconds from 10 s, so thousands of Clients use
+ * a few hundred Node timers at most). A Client alone does not keep Node alive.
+ */
 const realClock = Object.freeze({
   now: () => Date.now(),
-  setTimeout (fn, ms) {
-    const timer = setTimeout(fn, Math.min(ms, LONGEST_TIMER_MS))
-    timer.unref()
+  setTimeout (fn, ms, arg) {
+    const timer = new ClockTimer(fn, arg)
+    // Whole seconds, rounded up (a retry is never early), bound the lengths.
+    const delay = ms >= WHOLE_SECONDS_FROM_MS ? Math.ceil(ms / 1000) * 1000 : Math.max(0, ms)
+    intervals.schedule(timer, Math.min(delay, LONGEST_TIMER_MS))
     return timer
   },
-  clearTimeout: (timer) => clearTimeout(timer)
+  clearTimeout: (timer) => intervals.cancel(timer)
 })
 
 module.exports = {

@@ -1,13 +1,12 @@
 'use strict'
 
 // A torrent's whole announce list, with bittorrent-tracker 11's Client API
-// (udp:// trackers only), on this package's public API (lib/transport.js):
+// (udp:// trackers only), on the engine's request path (lib/transport.js):
 // BEP 12 tiers, a per-tracker failure backoff, interval floors and jitter.
 // Every Client of a process shares the engine, its sockets, connection ids and
 // DNS look-ups.
 
 const { EventEmitter } = require('events')
-const { randomInt } = require('crypto')
 const backoff = require('./backoff.js')
 const { parseAnnounceList } = require('./tiers.js')
 const transport = require('./transport.js')
@@ -16,7 +15,6 @@ const DEFAULT_NUMWANT = 50 // bittorrent-tracker's DEFAULT_ANNOUNCE_PEERS
 // A Client gives up on one request after two sends per phase (waits of 2 and
 // 4 × _timeout: 90 s with the default 15 s); the tier has moved on long before.
 const DEFAULT_MAX_ATTEMPTS = 2
-const DEFAULT_TIMEOUT_MS = 15000
 // destroy() lets a `stopped` announce already sent finish for this long
 // (bittorrent-tracker's DESTROY_TIMEOUT).
 const DESTROY_TIMEOUT_MS = 1000
@@ -67,72 +65,79 @@ function msOption (value, name, fallback) {
   return value
 }
 
-/** An Error for `warning`: the message names the tracker; `code` kept from the engine. */
-function trackerWarning (err, url) {
-  const warning = new Error(`${err && err.message ? err.message : String(err)} (${url})`)
-  if (err && err.code !== undefined) warning.code = err.code
+/** An Error for `warning`: the message names the tracker; `code` as the engine gave it. */
+function trackerWarning (message, code, url) {
+  const warning = new Error(`${message} (${url})`)
+  if (code !== null && code !== undefined) warning.code = code
   warning.announce = url
   return warning
 }
 
-// One tracker of a tier: its failure count, when it may be tried again, and
-// whether it refused this torrent for good.
+// One tracker of a tier: its failure count, when it may be tried again,
+// whether it refused this torrent for good, and its request in flight (the
+// engine's id, 0 for none). It is the engine's owner of that request: a
+// tracker is in one tier and has at most one request out.
 class TrackerState {
-  constructor (url) {
+  constructor (tier, url, target) {
+    this.tier = tier
     this.url = url
+    this.target = target
     this.failures = 0
     this.retryAt = 0
     this.disabled = false
+    this.id = 0
+    this.firstWait = null // the clock's timer: the tier asks its next tracker
   }
-}
 
-// One request of a job, to one tracker: told of its outcome by the transport.
-class Request {
-  constructor (tier, job, tracker) {
-    this.tier = tier
-    this.job = job
-    this.tracker = tracker
+  _done (id, message, code, result) {
+    if (id !== this.id) return
+    this.id = 0
+    this.clearFirstWait()
+    if (message === null) this.tier.answered(this, result)
+    else this.tier.refused(this, message, code)
+  }
+
+  clearFirstWait () {
+    if (this.firstWait !== null) this.tier.client._clock.clearTimeout(this.firstWait)
     this.firstWait = null
-    this.handle = null
   }
 
-  onFirstWait () {
-    this.firstWait = null
-    this.tier.tryNext(this.job)
-  }
-
-  onAnswer (reply) {
-    this.tier.answered(this.job, this, reply)
-  }
-
-  onFailure (err) {
-    this.tier.refused(this.job, this, err)
+  cancel () {
+    if (this.id !== 0) transport.cancel(this.id)
+    this.id = 0
+    this.clearFirstWait()
   }
 }
 
-// One announce of a tier: its trackers are tried in order, the next one
-// started when the current one's first wait passes unanswered (the earlier
-// requests go on); the first answer wins and the others are aborted.
-class Job {
-  constructor (tier, event, params, order) {
-    this.tier = tier
-    this.event = event
-    this.params = params
-    this.order = order
-    this.next = 0
-    this.requests = [] // in flight
-    this.done = false
-  }
+function onFirstWait (tracker) {
+  tracker.firstWait = null
+  tracker.tier.tryNext()
 }
 
+function onTierTimer (tier) {
+  const event = tier.timerEvent
+  tier.timer = null
+  tier.timerEvent = null
+  tier.client._announceFromTimer(tier, event)
+}
+
+// A tier, and its announce in flight (the job: `event` not null): its
+// trackers are tried in order (`order`, a snapshot), the next one started
+// when the current one's first wait passes unanswered (the earlier requests
+// go on); the first answer wins and the others are cancelled.
 class Tier {
-  constructor (client, urls) {
+  constructor (client, trackers) {
     this.client = client
-    this.trackers = urls.map((url) => new TrackerState(url))
-    this.job = null
+    this.trackers = trackers
     this.timer = null
     this.timerEvent = null // what the timer announces when it fires
     this.active = false // re-announcing periodically (after a success that was not `stopped`)
+    // The job.
+    this.event = null
+    this.params = null
+    this.order = NONE
+    this.next = 0
+    this.inFlight = 0
   }
 
   clearTimer () {
@@ -144,20 +149,16 @@ class Tier {
   schedule (event, delayMs) {
     this.clearTimer()
     this.timerEvent = event
-    this.timer = this.client._clock.setTimeout(() => {
-      this.timer = null
-      this.timerEvent = null
-      this.client._announceFromTimer(this, event)
-    }, Math.max(0, delayMs))
+    this.timer = this.client._clock.setTimeout(onTierTimer, Math.max(0, delayMs), this)
   }
 
   /** Announces `event` with `params`: a new job replacing the one in flight. */
   announce (event, params) {
     const client = this.client
-    if (this.job !== null) {
+    if (this.event !== null) {
       // A periodic or `update` announce does not replace a `started` or
       // `completed` the tracker has not confirmed yet: it is sent again.
-      if (event === 'none' && (this.job.event === 'started' || this.job.event === 'completed')) event = this.job.event
+      if (event === 'none' && (this.event === 'started' || this.event === 'completed')) event = this.event
       this.abortJob()
     }
     this.clearTimer()
@@ -169,8 +170,12 @@ class Tier {
       if (at !== Infinity && event !== 'stopped') this.schedule(event, at - now)
       return
     }
-    this.job = new Job(this, event, params, ready)
-    this.tryNext(this.job)
+    this.event = event
+    this.params = params
+    this.order = ready
+    this.next = 0
+    this.inFlight = 0
+    this.tryNext()
   }
 
   /** The trackers that may be asked now, in tier order (a snapshot). */
@@ -188,55 +193,46 @@ class Tier {
     return at
   }
 
-  tryNext (job) {
-    if (job.done) return
-    if (this.client.destroyed || job.next >= job.order.length) {
-      if (job.requests.length === 0) this.failed(job)
+  tryNext () {
+    if (this.event === null) return
+    const client = this.client
+    if (client.destroyed || this.next >= this.order.length) {
+      if (this.inFlight === 0) this.failed()
       return
     }
-    const client = this.client
-    const request = new Request(this, job, job.order[job.next++])
-    job.requests.push(request)
+    const tracker = this.order[this.next++]
+    this.inFlight++
     // The next tracker of the tier is asked when this one's first wait passes
-    // unanswered (a tier of one has no next).
-    if (job.next < job.order.length) request.firstWait = client._clock.setTimeout(() => request.onFirstWait(), client._firstWaitMs)
-    request.handle = transport.announce(request.tracker.url, client._peerIdBuffer, client._infoHashBuffer,
-      job.params.trackerOpts, job.event, job.params.counters, request)
-  }
-
-  endRequest (job, request) {
-    const at = job.requests.indexOf(request)
-    if (at !== -1) job.requests.splice(at, 1)
-    if (request.firstWait !== null) this.client._clock.clearTimeout(request.firstWait)
-    request.firstWait = null
+    // unanswered (a tier of one has no next). The engine does not report a
+    // request's first resend, so this is a timer, on the Clients' shared wheel.
+    if (this.next < this.order.length) tracker.firstWait = client._clock.setTimeout(onFirstWait, 2 * tracker.target.timeoutMs, tracker)
+    const params = this.params
+    tracker.id = transport.announce(tracker, tracker.target, client._infoHashBuffer, client._peerIdBuffer,
+      params.fields, params.counters, this.event)
   }
 
   abortJob () {
-    const job = this.job
-    this.job = null
-    if (job === null) return
-    job.done = true
-    const requests = job.requests
-    while (requests.length > 0) {
-      const request = requests.pop()
-      if (request.firstWait !== null) this.client._clock.clearTimeout(request.firstWait)
-      request.firstWait = null
-      request.handle.destroy()
-    }
+    if (this.event === null) return
+    for (let i = 0; i < this.next; i++) this.order[i].cancel()
+    this.event = null
+    this.params = null
+    this.order = NONE
+    this.next = 0
+    this.inFlight = 0
   }
 
-  answered (job, request, result) {
-    if (job.done) return
-    this.endRequest(job, request)
+  answered (tracker, result) {
+    if (this.event === null) return
+    const event = this.event
+    this.inFlight--
     this.abortJob()
     const client = this.client
-    const tracker = request.tracker
     tracker.failures = 0
     tracker.retryAt = 0
     // BEP 12: a tracker that answered moves to the front of its tier.
     const at = this.trackers.indexOf(tracker)
     if (at > 0) this.trackers.unshift(...this.trackers.splice(at, 1))
-    if (job.event === 'stopped') {
+    if (event === 'stopped') {
       this.active = false
     } else {
       // The tracker's interval is applied before `update` is emitted, so a
@@ -249,35 +245,30 @@ class Tier {
     client._settled()
   }
 
-  refused (job, request, err) {
-    if (job.done) return
-    this.endRequest(job, request)
+  refused (tracker, message, code) {
+    if (this.event === null) return
+    this.inFlight--
     const client = this.client
-    const tracker = request.tracker
-    const message = err && err.message ? err.message : String(err)
-    if (err.code === undefined && !(err instanceof TypeError) && NOT_REGISTERED.test(message)) {
+    if (code === 'ERR_TRACKER_ERROR' && NOT_REGISTERED.test(message)) {
+      // Only the tracker's own error text is read, never the engine's.
       tracker.disabled = true
-      client._warn(trackerWarning(err, tracker.url))
-    } else if (err instanceof TypeError || err instanceof RangeError) {
-      // The engine refused the URL or an option: this tracker cannot be used.
-      tracker.disabled = true
-      client._warn(trackerWarning(err, tracker.url))
+      client._warn(trackerWarning(message, code, tracker.url))
     } else {
       tracker.failures++
       tracker.retryAt = client._clock.now() + backoff.retryDelay(tracker.failures, client._random)
       // As bittorrent-tracker: a `stopped` that times out is not worth a warning.
-      if (!(job.event === 'stopped' && err && err.code === 'ERR_TRACKER_TIMEOUT')) client._warn(trackerWarning(err, tracker.url))
+      if (!(this.event === 'stopped' && code === 'ERR_TRACKER_TIMEOUT')) client._warn(trackerWarning(message, code, tracker.url))
     }
-    this.tryNext(job)
+    this.tryNext()
   }
 
   /** Every tracker tried failed: announce again when the first one may. */
-  failed (job) {
-    job.done = true
-    this.job = null
+  failed () {
+    const event = this.event
+    this.abortJob()
     const at = this.nextRetryAt()
-    if (at !== Infinity && job.event !== 'stopped' && !this.client.destroyed) {
-      this.schedule(job.event, at - this.client._clock.now())
+    if (at !== Infinity && event !== 'stopped' && !this.client.destroyed) {
+      this.schedule(event, at - this.client._clock.now())
     }
     this.client._settled()
   }
@@ -285,9 +276,44 @@ class Tier {
   setPeriod (ms) {
     // Only a tier waiting for its periodic announce moves: one backing off
     // keeps its retry time, one in flight gets the tracker's interval.
-    if (!this.active || this.job !== null || (this.timer !== null && this.timerEvent !== 'none')) return
+    if (!this.active || this.event !== null || (this.timer !== null && this.timerEvent !== 'none')) return
     if (ms > 0) this.schedule('none', ms)
     else this.clearTimer()
+  }
+}
+
+// One scrape of one tracker (at most one packet's worth of hashes): the
+// engine's owner, told of its outcome.
+class ScrapeRequest {
+  constructor (client, tracker, hashes) {
+    this.client = client
+    this.tracker = tracker
+    this.hashes = hashes
+    this.id = 0
+  }
+
+  _done (id, message, code, result) {
+    const client = this.client
+    if (client._scrapes !== null) client._scrapes.delete(this)
+    if (!client.destroyed) {
+      const url = this.tracker.url
+      if (message !== null) {
+        client._warn(trackerWarning(message, code, url))
+      } else {
+        for (let i = 0; i < this.hashes.length; i++) {
+          if (client.destroyed) break
+          const counts = result[i]
+          client.emit('scrape', {
+            announce: url,
+            infoHash: this.hashes[i].toString('hex'),
+            complete: counts.complete,
+            downloaded: counts.downloaded,
+            incomplete: counts.incomplete
+          })
+        }
+      }
+    }
+    client._settled()
   }
 }
 
@@ -324,26 +350,33 @@ class Client extends EventEmitter {
 
     // UdpTracker's options for every request; numWant as bittorrent-tracker's default.
     const trackerOpts = { port: opts.port, maxAttempts: DEFAULT_MAX_ATTEMPTS, numWant: DEFAULT_NUMWANT }
-    let userOptions = false
     for (const name of TRACKER_OPTIONS) {
-      if (opts[name] !== undefined && opts[name] !== null) {
-        trackerOpts[name] = opts[name]
-        userOptions = true
-      }
+      if (opts[name] !== undefined && opts[name] !== null) trackerOpts[name] = opts[name]
     }
-    // One announce key per torrent, the same for every tracker and announce.
-    if (trackerOpts.key === undefined) trackerOpts.key = randomInt(0, 2 ** 32)
-    // The engine's checks: a bad option is a TypeError or RangeError naming it, from here.
-    if (userOptions) transport.checkOptions(peerId, infoHash, trackerOpts)
-    this._trackerOpts = trackerOpts
-    this._firstWaitMs = 2 * (typeof trackerOpts._timeout === 'number' ? trackerOpts._timeout : DEFAULT_TIMEOUT_MS)
+    // The engine's checks: a bad option is a TypeError or RangeError naming it,
+    // from here. The announce key is random, one per torrent, the same for
+    // every tracker and announce.
+    const { fields, targets } = transport.checkOptions(trackerOpts)
+    this._fields = fields
 
     const { tiers, problems } = parseAnnounceList(opts.announce, {
       random: this._random,
       allTrackers: opts.announceToAllTrackers === true
     })
-    this._tiers = tiers.map((urls) => new Tier(this, urls))
-    this._scrapes = new Set() // AbortControllers of scrapes in flight
+    this._tiers = []
+    for (const urls of tiers) {
+      const tier = new Tier(this, [])
+      for (const url of urls) {
+        try {
+          tier.trackers.push(new TrackerState(tier, url, transport.trackerTarget(url, trackerOpts, targets)))
+        } catch (err) {
+          // A URL the engine refuses (a host or path too long): this tracker cannot be used.
+          problems.push(`${err.message} (${url})`)
+        }
+      }
+      if (tier.trackers.length > 0) this._tiers.push(tier)
+    }
+    this._scrapes = null // a Set of the ScrapeRequests in flight, from the first scrape()
     this._onSettled = null
     for (const problem of problems) this._warn(new Error(problem))
   }
@@ -379,26 +412,13 @@ class Client extends EventEmitter {
     for (const tier of this._tiers) {
       for (const tracker of tier.trackers) {
         if (tracker.disabled) continue
-        const controller = new AbortController()
-        this._scrapes.add(controller)
-        transport.scrape(tracker.url, hashes, this._trackerOpts, controller.signal).then((result) => {
-          this._scrapes.delete(controller)
-          if (this.destroyed) return
-          for (const hash of hashes) {
-            const hex = hash.toString('hex')
-            const counts = result[hex]
-            this.emit('scrape', {
-              announce: tracker.url,
-              infoHash: hex,
-              complete: counts.complete,
-              downloaded: counts.downloaded,
-              incomplete: counts.incomplete
-            })
-          }
-        }, (err) => {
-          this._scrapes.delete(controller)
-          if (!this.destroyed && !(err && err.code === 'ERR_ABORTED')) this._warn(trackerWarning(err, tracker.url))
-        }).finally(() => this._settled())
+        const size = tracker.target.scrapeBatch
+        for (let at = 0; at < hashes.length; at += size) {
+          const request = new ScrapeRequest(this, tracker, hashes.length <= size ? hashes : hashes.slice(at, at + size))
+          request.id = transport.scrape(request, tracker.target, request.hashes)
+          if (this._scrapes === null) this._scrapes = new Set()
+          this._scrapes.add(request)
+        }
       }
     }
   }
@@ -425,18 +445,14 @@ class Client extends EventEmitter {
     }
     this.destroyed = true
     this._getAnnounceOpts = null
-    for (const controller of this._scrapes) controller.abort()
-    this._scrapes.clear()
+    if (this._scrapes !== null) for (const request of this._scrapes) transport.cancel(request.id)
+    this._scrapes = null
     const stopping = []
     for (const tier of this._tiers) {
       tier.clearTimer()
-      const job = tier.job
-      if (job !== null && job.event === 'stopped' && job.requests.length > 0) {
+      if (tier.event === 'stopped' && tier.inFlight > 0) {
         // No other tracker is tried; the requests out may finish.
-        for (const request of job.requests) {
-          if (request.firstWait !== null) this._clock.clearTimeout(request.firstWait)
-          request.firstWait = null
-        }
+        for (let i = 0; i < tier.next; i++) tier.order[i].clearFirstWait()
         stopping.push(tier)
       } else {
         tier.abortJob()
@@ -451,12 +467,11 @@ class Client extends EventEmitter {
     }
     const timer = setTimeout(finish, stopping.length > 0 ? DESTROY_TIMEOUT_MS : 0)
     this._onSettled = () => {
-      if (stopping.every((tier) => tier.job === null)) finish()
+      if (stopping.every((tier) => tier.event === null)) finish()
     }
   }
 
-  // bittorrent-tracker's _defaultAnnounceOpts, then the engine's names.
-  // bittorrent-tracker's _defaultAnnounceOpts, as { counters, trackerOpts }.
+  // bittorrent-tracker's _defaultAnnounceOpts, as { counters, fields } for the engine.
   _announceParams (opts) {
     let o = opts
     if (this._getAnnounceOpts) o = Object.assign({}, opts, this._getAnnounceOpts())
@@ -467,11 +482,11 @@ class Client extends EventEmitter {
       // Not given is "unknown" (2^64-1), as bittorrent-tracker sends; 0 means a seeder.
       left: counter(o.left, 'opts.left', U64_MAX)
     }
-    let trackerOpts = this._trackerOpts
-    if (o.numwant !== undefined && o.numwant !== null && o.numwant !== trackerOpts.numWant) {
-      trackerOpts = Object.assign({}, trackerOpts, { numWant: numwant(o.numwant, 'opts.numwant') })
+    let fields = this._fields
+    if (o.numwant !== undefined && o.numwant !== null && o.numwant !== fields.numWant) {
+      fields = Object.assign({}, fields, { numWant: numwant(o.numwant, 'opts.numwant') })
     }
-    return { counters, trackerOpts }
+    return { counters, fields }
   }
 
   _announce (event, opts) {

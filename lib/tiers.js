@@ -62,6 +62,16 @@ function shuffle (list, random) {
   return list
 }
 
+/** Adds `item` to `tier` when it is a usable URL not `seen` before; else its problem to `problems`. */
+function addUrl (item, tier, seen, problems) {
+  const url = cleanUrl(item)
+  if (url !== null && seen.has(url)) return
+  if (url !== null) seen.add(url)
+  const problem = urlProblem(url)
+  if (problem !== null) problems.push(problem)
+  else tier.push(url)
+}
+
 /**
  * Splits `announce` into tiers of usable URLs, each tier shuffled once (BEP
  * 12), duplicates dropped (first place wins). Returns { tiers, problems }:
@@ -78,13 +88,10 @@ function parseAnnounceList (announce, { random, allTrackers }) {
   let tiers = []
   for (const entry of raw) {
     const tier = []
-    for (const item of Array.isArray(entry) ? entry : [entry]) {
-      const url = cleanUrl(item)
-      if (url !== null && seen.has(url)) continue
-      if (url !== null) seen.add(url)
-      const problem = urlProblem(url)
-      if (problem !== null) problems.push(problem)
-      else tier.push(url)
+    if (Array.isArray(entry)) {
+      for (const item of entry) addUrl(item, tier, seen, problems)
+    } else {
+      addUrl(entry, tier, seen, problems)
     }
     if (tier.length > 0) tiers.push(shuffle(tier, random))
   }

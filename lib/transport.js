@@ -1,75 +1,78 @@
 'use strict'
 
-// The one place where the Client reaches this package's public API (required
-// on first use: index.js requires the Client). One announce is one UdpTracker
-// instance, created for it and destroyed when it completes or is cancelled:
-// that is the cheapest cancellable request the public API offers (the promise
-// API needs an AbortSignal per request to be cancelled, which costs more than
-// the request itself). An engine hook taking (target, fields, callback) and
-// returning a cancel id would save the instance, its checks and its events.
+// The Client's requests, on the engine's one request path (lib/engine.js)
+// and its shared native targets (lib/target.js), as the class and the promise
+// API use them: no UdpTracker, no EventEmitter and no timer per request. An
+// owner is any object with `_done(id, message, code, result)`; a request is
+// its id, and cancelling it is one Map deletion (one napi call once sent).
+// Every Client shares connection ids (scope 0, as the promise API).
 
-let api = null
-function packageApi () {
-  if (api === null) api = require('../index.js')
-  return api
+const engine = require('./engine.js')
+const { targetFor } = require('./target.js')
+const { EVENTS, checkAnnounceFields, checkRequestOptions } = require('./validate.js')
+
+const SHARED_SCOPE = 0
+
+// Targets by request options, then by URL: thousands of torrents share a few
+// trackers and options, and targetFor builds a key string per call.
+const targetCaches = new Map()
+const CACHES_KEPT = 64
+const TARGETS_KEPT = 1024
+const CACHED_BY = ['family', 'timeoutMs', 'maxAttempts', 'strictSource', 'reuseConnectionId']
+
+/**
+ * Checks `opts` (UdpTracker's option names; TypeError or RangeError naming
+ * the option, as UdpTracker throws) and returns { fields, targets }: the
+ * announce fields ({ port, numWant, key, ip }) and the cache of targets for
+ * these request options, for `trackerTarget`.
+ */
+function checkOptions (opts) {
+  const request = checkRequestOptions(opts, 'opts')
+  const fields = checkAnnounceFields(opts, 'opts')
+  // Only targets defined by these fields are cached here; with any other
+  // option (libtorrent's extensions hold a password) targetFor decides.
+  for (const name in request) {
+    if (request[name] !== undefined && !CACHED_BY.includes(name)) return { fields, targets: null }
+  }
+  const key = CACHED_BY.map((name) => request[name]).join(' ')
+  let targets = targetCaches.get(key)
+  if (targets === undefined) {
+    if (targetCaches.size >= CACHES_KEPT) targetCaches.clear()
+    targets = new Map()
+    targetCaches.set(key, targets)
+  }
+  return { fields, targets }
 }
 
-// The class reports failures as 1.2.0's strings: give them the promise API's codes.
-const TIMEOUT = /^tracker is not responding after:/
-const BAD_RESPONSE = /^(connect response is not 16 bytes long|announce response should be 20 bytes|error action response is not 9 bytes long|unsupported event:|announce response has a truncated peer entry)/
-
-function failure (message) {
-  const err = new Error(message)
-  if (TIMEOUT.test(message)) err.code = 'ERR_TRACKER_TIMEOUT'
-  else if (BAD_RESPONSE.test(message)) err.code = 'ERR_BAD_RESPONSE'
-  return err
-}
-
-// Listeners shared by every request (no closure per announce): `this` is the
-// UdpTracker, `_sink` the object told of the outcome.
-function onUpdate (reply) {
-  const sink = this._sink
-  this.destroy()
-  sink.onAnswer(reply)
-}
-
-function onError (message) {
-  const sink = this._sink
-  this.destroy()
-  sink.onFailure(failure(String(message)))
+/** The target for `url` with `opts`, whose `targets` checkOptions gave; throws as targetFor. */
+function trackerTarget (url, opts, targets) {
+  if (targets === null) return targetFor(url, opts, 'opts')
+  let target = targets.get(url)
+  if (target === undefined) {
+    target = targetFor(url, opts, 'opts')
+    if (targets.size >= TARGETS_KEPT) targets.clear()
+    targets.set(url, target)
+  }
+  return target
 }
 
 /**
- * Announces `event` (a name) with `counters` to `url`; `opts` are
- * UdpTracker's options. Calls `sink.onAnswer({ interval, leechers, seeds,
- * peers })` or `sink.onFailure(err)`, never both, never inside this call.
- * Returns a handle whose destroy() cancels the request (then neither is called).
+ * Announces `event` (a name) with `counters` ({ downloaded, left, uploaded },
+ * numbers or BigInts) and `fields` ({ port, numWant, key, ip }) for `owner`;
+ * returns the request's id. `owner._done` hears of it, never inside this call.
  */
-function announce (url, peerId, infoHash, opts, event, counters, sink) {
-  let tracker
-  try {
-    tracker = new (packageApi().UdpTracker)(peerId, infoHash, url, opts)
-  } catch (err) {
-    // The engine refused the URL or an option: reported like any failure.
-    const handle = { destroyed: false, destroy () { this.destroyed = true } }
-    process.nextTick(() => { if (!handle.destroyed) sink.onFailure(err) })
-    return handle
-  }
-  tracker._sink = sink
-  tracker.on('update', onUpdate)
-  tracker.on('error', onError)
-  tracker.announce(event, counters)
-  return tracker
+function announce (owner, target, infoHash, peerId, fields, counters, event) {
+  return engine.startAnnounce(owner, target, SHARED_SCOPE, infoHash, peerId, fields, counters, EVENTS[event])
 }
 
-/** Scrapes `hashes` (Buffers) of one tracker: the promise API's scrape, cancellable with `signal`. */
-function scrape (url, hashes, opts, signal) {
-  return packageApi().scrape(url, hashes, Object.assign({}, opts, { signal }))
+/** Scrapes `hashes` (Buffers, at most `target.scrapeBatch`) for `owner`; returns the request's id. */
+function scrape (owner, target, hashes) {
+  return engine.startScrape(owner, target, SHARED_SCOPE, hashes)
 }
 
-/** Throws the TypeError or RangeError UdpTracker throws for a bad option in `opts`. */
-function checkOptions (peerId, infoHash, opts) {
-  new (packageApi().UdpTracker)(peerId, infoHash, 'udp://127.0.0.1:1', opts).destroy() // eslint-disable-line no-new
+/** Cancels request `id` (0: none); its owner hears nothing more. */
+function cancel (id) {
+  engine.cancel(id)
 }
 
-module.exports = { announce, scrape, checkOptions }
+module.exports = { checkOptions, trackerTarget, announce, scrape, cancel }

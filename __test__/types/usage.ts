@@ -90,3 +90,8 @@ const notACode: UdpTracker.ErrorCode = 'ERR_OTHER'
 void notACode
 // @ts-expect-error: the promise announce needs an info hash
 void UdpTracker.announce('udp://127.0.0.1:6969', { peerId: 'x'.repeat(20) })
+
+// The Client (typed in full by __test__/types/client/usage.ts).
+const client: UdpTracker.Client = new UdpTracker.Client({ infoHash: Buffer.alloc(20), peerId: Buffer.alloc(20), announce: ['udp://127.0.0.1:6969'], port: 6881 })
+client.on('warning', (err) => { void err.code })
+client.destroy()

@@ -29,3 +29,8 @@ tracker.once(5, () => {})
 tracker.on('update', (u: { seeds: string }) => { void u })
 // @ts-expect-error: the port is a number
 void new UdpTracker(Buffer.alloc(20), Buffer.alloc(20), 'udp://127.0.0.1:6969', { port: '6881' })
+
+// The Client (typed in full by __test__/types/client/usage.ts).
+import { Client } from 'bittorrent-udp-tracker'
+const client: Client = new Client({ infoHash: Buffer.alloc(20), peerId: Buffer.alloc(20), announce: 'udp://127.0.0.1:6969', port: 6881 })
+client.destroy(() => {})
