@@ -325,10 +325,8 @@ describe('aquatic_udp 0.9.0 on 127.0.0.1', () => {
   })
 
   // "Together" means the engine sees every start before the connect's reply:
-  // that takes the per-tick start batch of the core branch (lib/engine.js);
-  // with one napi call per start, aquatic answers the connect while later
-  // instances are still being created. MERGE: drop the todo with that branch.
-  it('N instances announcing together send N + 1 datagrams', { todo: 'needs the per-tick start batch (core branch)' }, async () => {
+  // the tick's starts reach it in one call (lib/engine.js).
+  it('N instances announcing together send N + 1 datagrams', async () => {
     assert.equal(UdpTracker.stats().inFlight, 0, 'nothing else in flight')
     UdpTracker.forgetConnectionIds()
     const n = 50

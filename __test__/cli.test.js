@@ -259,13 +259,10 @@ describe('against aquatic_udp in its default configuration', () => {
     assert.equal(table.stdout, `infohash${' '.repeat(34)}seeders  completed  leechers\n${hex('d')}  1        0          1\n`)
   })
 
-  // TODO (engine bug, issue 16): aquatic's default max_scrape_torrents is 70
-  // and the client sends up to 74 hashes a packet; aquatic answers the first 70
-  // of them, and the engine rejects that partial reply ("scrape response is not
-  // 8 + 12 bytes per info hash long", ERR_BAD_RESPONSE). The engine's fix for
-  // partial scrape replies makes this pass: then drop the `todo`. (It passes
-  // with max_scrape_torrents = 74.)
-  it('scrapes 300 hashes from a file', { todo: 'the engine rejects aquatic\'s partial scrape replies (max_scrape_torrents 70 < 74 hashes a packet)' }, async (t) => {
+  // aquatic's default max_scrape_torrents is 70 and the client sends up to 74
+  // hashes a packet: aquatic answers the first 70, and the engine asks again
+  // for the rest (and sends 70 a packet to it from then on).
+  it('scrapes 300 hashes from a file', async (t) => {
     const hashes = Array.from({ length: 300 }, (_, i) => i.toString(16).padStart(40, '0'))
     const seeded = [hashes[0], hashes[73], hashes[74], hashes[299]]
     for (const [i, hash] of seeded.entries()) {

@@ -94,9 +94,7 @@ test('a 1.2.0 user\'s suite (fixed port, same-tick bind, a new mock per test) pa
   assert.equal(run.code, 0)
 })
 
-test('a 1.2.0 user\'s suite: connect-phase tests see a connect from every new instance, and the whole suite exits', {
-  todo: 'needs the connection-id scope implemented in src/session.rs (the rust branch): an instance reuses only ids obtained in its own scope'
-}, async (t) => {
+test('a 1.2.0 user\'s suite: connect-phase tests see a connect from every new instance, and the whole suite exits', async (t) => {
   const run = await runUserSuite(t, true)
   t.diagnostic(`child exited after ${run.ms} ms: ${JSON.stringify(run.results)}`)
   assert.equal(run.killed, false, `the suite did not exit within 30 s (a hang):\n${run.stdout.slice(-3000)}`)

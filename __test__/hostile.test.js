@@ -627,8 +627,8 @@ test('20 instances, each reply carries one instance\'s transaction id with anoth
 // (f) Duplicated and reordered replies.
 
 // Its "one connect" needs the engine to see all 50 starts before the connect
-// reply: the per-tick start batch of the core branch. MERGE: drop the todo.
-test('50 instances, replies reversed with delays and each sent 3 times: exactly one update each, duplicates counted late', { todo: 'needs the per-tick start batch (core branch)' }, async (t) => {
+// reply: the tick's starts reach it in one call (lib/engine.js).
+test('50 instances, replies reversed with delays and each sent 3 times: exactly one update each, duplicates counted late', async (t) => {
   const N = 50
   const server = await serverFor(t)
   UdpTracker.forgetConnectionIds()

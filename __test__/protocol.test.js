@@ -441,10 +441,8 @@ test('an error reply to an announce made with a fresh id is emitted without a re
 })
 
 // "At the same time" needs the engine to see every start before the connect's
-// reply: the per-tick start batch of the core branch (lib/engine.js). With
-// one napi call per start, an instance started after the reply is a new
-// scope and connects. MERGE: drop the todo with that branch.
-test('instances announcing at the same time share one connect', { todo: 'needs the per-tick start batch (core branch)' }, async (t) => {
+// reply: the tick's starts reach it in one call (lib/engine.js).
+test('instances announcing at the same time share one connect', async (t) => {
   UdpTracker.forgetConnectionIds()
   const server = await serverFor(t)
   const trackers = []

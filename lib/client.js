@@ -412,7 +412,7 @@ class Client extends EventEmitter {
     for (const tier of this._tiers) {
       for (const tracker of tier.trackers) {
         if (tracker.disabled) continue
-        const size = tracker.target.scrapeBatch
+        const size = transport.SCRAPE_HASHES_PER_REQUEST
         for (let at = 0; at < hashes.length; at += size) {
           const request = new ScrapeRequest(this, tracker, hashes.length <= size ? hashes : hashes.slice(at, at + size))
           request.id = transport.scrape(request, tracker.target, request.hashes)

@@ -9,7 +9,7 @@
 
 const engine = require('./engine.js')
 const { targetFor } = require('./target.js')
-const { EVENTS, checkAnnounceFields, checkRequestOptions } = require('./validate.js')
+const { EVENTS, LIMITS, checkAnnounceFields, checkRequestOptions } = require('./validate.js')
 
 const SHARED_SCOPE = 0
 
@@ -65,7 +65,10 @@ function announce (owner, target, infoHash, peerId, fields, counters, event) {
   return engine.startAnnounce(owner, target, SHARED_SCOPE, infoHash, peerId, fields, counters, EVENTS[event])
 }
 
-/** Scrapes `hashes` (Buffers, at most `target.scrapeBatch`) for `owner`; returns the request's id. */
+/**
+ * Scrapes `hashes` (Buffers, at most SCRAPE_HASHES_PER_REQUEST; the engine
+ * sends them in packets the tracker answers) for `owner`; returns the request's id.
+ */
 function scrape (owner, target, hashes) {
   return engine.startScrape(owner, target, SHARED_SCOPE, hashes)
 }
@@ -75,4 +78,11 @@ function cancel (id) {
   engine.cancel(id)
 }
 
-module.exports = { checkOptions, trackerTarget, announce, scrape, cancel }
+module.exports = {
+  SCRAPE_HASHES_PER_REQUEST: LIMITS.scrapeHashesPerRequest,
+  checkOptions,
+  trackerTarget,
+  announce,
+  scrape,
+  cancel
+}
