@@ -1030,7 +1030,7 @@ if (require.main !== module) {
     process.stderr.write(`${err && err.stack ? err.stack : err}\n`, () => process.exit(1))
   })
 } else {
-  main(parseArgs(process.argv.slice(2))).then((code) => { process.exitCode = code || (process.env.BENCH_CONGESTION ? spawnSync(process.execPath, [path.join(__dirname, 'congestion.js')], { stdio: 'inherit' }).status : 0) }, (err) => {
+  main(parseArgs(process.argv.slice(2))).then((code) => { process.exitCode = code }, (err) => {
     console.error(err && err.stack ? err.stack : err)
     process.exitCode = 1
   })
