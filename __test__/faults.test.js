@@ -20,9 +20,11 @@ const {
   recordEvents,
   nextEvent,
   twentyBytes,
-  sleep
+  sleep,
+  until,
+  delta
 } = require('./helpers/script-server.js')
-const { trackerServer, until } = require('./helpers/test-tracker.js')
+const { trackerServer } = require('./helpers/test-tracker.js')
 
 const PEER_ID = Buffer.from('-JS0001-faults-test0')
 const INFO_HASH = Buffer.from('fa17fa17fa17fa17fa17fa17fa17fa17fa17fa17', 'hex')
@@ -115,10 +117,6 @@ function lossCounts ({ requests, replies, dropped }) {
   return { read, repliesLost, requestsLost: dropped.loss - repliesLost, replies }
 }
 
-function minus (after, before) {
-  return Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]))
-}
-
 test(`100 instances against a tracker losing ${LOSS * 100} % of requests and of replies: every one gets its own update or the timeout error, none is lost`, async (t) => {
   const N = 100
   const server = await trackerServer(t, { loss: LOSS, seed: 20 })
@@ -171,7 +169,7 @@ test(`100 instances against a tracker losing ${LOSS * 100} % of requests and of 
     }
   }
   assert.equal(updates + timeouts, N, 'every instance is accounted for')
-  const c = minus(lossCounts(server.stats()), before)
+  const c = delta(before, lossCounts(server.stats()))
   const sent = c.read + c.requestsLost // every datagram the client sent arrived at the tracker's socket
   const upLoss = c.requestsLost / sent
   const downLoss = c.repliesLost / c.read

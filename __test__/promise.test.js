@@ -11,8 +11,7 @@ const path = require('node:path')
 const UdpTracker = require('..')
 const { canIsolateNames, runWithNames, SKIP_REASON } = require('./helpers/private-names')
 const { ScriptServer, rawReply, scrapeReply, twentyBytes } = require('./helpers/script-server')
-const { received, waitUntil } = require('./helpers/test-tracker.js')
-const { createTracker } = require('../testing.js')
+const { received, waitUntil, withTracker } = require('./helpers/test-tracker.js')
 
 const INFO_HASH = twentyBytes('promise-hash')
 const PEER_ID = twentyBytes('promise-peer')
@@ -23,16 +22,6 @@ async function withServer (fn) {
     return await fn(server)
   } finally {
     await server.close()
-  }
-}
-
-/** Runs `fn` with a test tracker made with `options`, then closes it. */
-async function withTracker (options, fn) {
-  const tracker = await createTracker(options)
-  try {
-    return await fn(tracker)
-  } finally {
-    await tracker.close()
   }
 }
 

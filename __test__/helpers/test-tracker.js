@@ -4,7 +4,7 @@
 //
 //   const tracker = await trackerServer(t, { interval: 1 })   // any createTracker option
 //   ... new UdpTracker(peerId, infoHash, tracker.url, opts) ...
-//   await until(() => received(tracker) >= 2)
+//   await waitUntil(() => received(tracker) >= 2, 'two datagrams')
 //
 // `loss: 1` makes a tracker that reads nothing (every datagram is counted in
 // stats().dropped.loss); `silentFor: [hash]` one that answers connects but
@@ -12,10 +12,20 @@
 // no correct tracker sends use helpers/script-server.js instead.
 
 const { createTracker } = require('../../testing.js')
+const { until, freshPort } = require('./script-server.js')
+
+/**
+ * createTracker(options) on a port no earlier tracker of this process had
+ * (helpers/script-server.js, claimAddress), unless options.port names one.
+ */
+function createFresh (options = {}) {
+  if (options.port) return createTracker(options)
+  return freshPort(options.host ?? '127.0.0.1', () => createTracker(options), (tracker) => tracker.port, (tracker) => tracker.close())
+}
 
 /** A test tracker for one node:test test, closed when the test ends. */
 async function trackerServer (t, options) {
-  const tracker = await createTracker(options)
+  const tracker = await createFresh(options)
   t.after(() => tracker.close())
   return tracker
 }
@@ -29,24 +39,19 @@ function received (tracker) {
   return requests.connect + requests.announce + requests.scrape + requests.invalid + dropped.loss
 }
 
-function sleep (ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/** Polls `check` every `step` ms until it returns a truthy value or `ms` pass; returns its last value. */
-async function until (check, ms = 5000, step = 10) {
-  const end = Date.now() + ms
-  let ok = check()
-  while (!ok && Date.now() < end) {
-    await sleep(step)
-    ok = check()
+/** Runs `fn(tracker)` with a test tracker made with `options`, then closes it. */
+async function withTracker (options, fn) {
+  const tracker = await createFresh(options)
+  try {
+    return await fn(tracker)
+  } finally {
+    await tracker.close()
   }
-  return ok
 }
 
-/** Like `until`, but rejects with `what` when `check` never holds. */
+/** Polls `check` like script-server's `until`, but rejects naming `what` when it never holds. */
 async function waitUntil (check, what, ms = 5000) {
   if (!(await until(check, ms))) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
 }
 
-module.exports = { trackerServer, received, until, waitUntil }
+module.exports = { trackerServer, withTracker, received, waitUntil }
