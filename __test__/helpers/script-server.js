@@ -466,6 +466,8 @@ module.exports = {
   serverFor,
   prng,
   PROTOCOL_ID,
+  ACTION,
+  parseRequest,
   connectReply,
   announceReply,
   scrapeReply,
