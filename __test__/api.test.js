@@ -1,6 +1,9 @@
 'use strict'
 // The constructor, what the options put on the wire, and destroy semantics
 // of the 1.2.0-compatible UdpTracker class. Bad arguments: bad-input.test.js.
+// What goes on the wire is read by the scripted server (helpers/script-server.js
+// decodes it independently of the Rust codec under test); the other tests use
+// the package's test tracker.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -15,6 +18,7 @@ const {
   nextEvent,
   sleep
 } = require('./helpers/script-server.js')
+const { trackerServer, received, waitUntil } = require('./helpers/test-tracker.js')
 
 const PEER_ID = Buffer.from('-JS0001-abcdefghijkl')
 const INFO_HASH = Buffer.from('0123456789abcdef0123456789abcdef01234567', 'hex')
@@ -130,7 +134,7 @@ test('missing counters are sent as 0', async (t) => {
 // Events.
 
 test('an event outside 0-3 emits error "unknown event" and sends nothing', async (t) => {
-  const server = await serverFor(t)
+  const server = await trackerServer(t)
   for (const event of [4, -1, 1.5, 'bogus', '4', null, undefined, {}]) {
     const tracker = trackerFor(t, server.url, {})
     const events = recordEvents(tracker)
@@ -139,7 +143,7 @@ test('an event outside 0-3 emits error "unknown event" and sends nothing', async
     assert.deepEqual(events.map((e) => [e.name, e.value]), [['error', 'unknown event']], `event ${String(event)}`)
   }
   await sleep(150)
-  assert.equal(server.received.length, 0, `"unknown event" must send nothing, the tracker received ${server.received.length} datagram(s)`)
+  assert.equal(received(server), 0, `"unknown event" must send nothing, the tracker received ${received(server)} datagram(s)`)
 })
 
 test('events are emitted asynchronously: a listener attached after announce() returns gets "unknown event"', async (t) => {
@@ -201,12 +205,11 @@ test('opts.ip is sent as a big-endian u32; default 0', async (t) => {
 // destroy.
 
 test('destroy() sets destroyed and destoryed, clears _socket and _udpTimmers, and is safe twice', async (t) => {
-  const server = await serverFor(t)
-  server.onConnect = () => null // keep the request in flight
+  const server = await trackerServer(t, { loss: 1 }) // keeps the request in flight
   const tracker = trackerFor(t, server.url, { _timeout: 1000 })
   const events = recordEvents(tracker)
   tracker.announce(2, {})
-  await server.waitForType('connect')
+  await waitUntil(() => received(server) >= 1, 'the connect', 2000)
   tracker.destroy()
   assert.equal(tracker.destroyed, true)
   assert.equal(tracker.destoryed, true)
@@ -222,8 +225,7 @@ test('destroy() sets destroyed and destoryed, clears _socket and _udpTimmers, an
 })
 
 test('destory() (the 1.2.0 spelling) destroys too, and clears the interval timers', async (t) => {
-  const server = await serverFor(t)
-  server.onAnnounce = (req) => announceReply(req.transactionId, { interval: 60 })
+  const server = await trackerServer(t, { interval: 60 })
   const tracker = trackerFor(t, server.url, {})
   tracker.announce(2, {})
   assert.equal((await nextEvent(tracker)).name, 'update')
@@ -237,7 +239,7 @@ test('destory() (the 1.2.0 spelling) destroys too, and clears the interval timer
 })
 
 test('calls after destroy are harmless: no throw, no event, no datagram', async (t) => {
-  const server = await serverFor(t)
+  const server = await trackerServer(t)
   const tracker = trackerFor(t, server.url, {})
   const events = recordEvents(tracker)
   tracker.destroy()
@@ -248,5 +250,5 @@ test('calls after destroy are harmless: no throw, no event, no datagram', async 
   assert.doesNotThrow(() => tracker.destroy())
   await sleep(150)
   assert.deepEqual(events, [], `a destroyed instance emitted ${JSON.stringify(events)}`)
-  assert.equal(server.received.length, 0, `a destroyed instance sent ${server.received.length} datagram(s)`)
+  assert.equal(received(server), 0, `a destroyed instance sent ${received(server)} datagram(s)`)
 })

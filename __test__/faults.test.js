@@ -1,8 +1,8 @@
 'use strict'
-// Network faults: a lossy relay in front of the scripted tracker, a tracker
-// that restarts and forgets its connection ids, a port with nobody listening,
-// a host name that does not resolve, and the retransmission schedule when the
-// first sends are lost.
+// Network faults: the test tracker losing requests and replies, a lossy
+// relay in front of the scripted tracker, a tracker that restarts and forgets
+// its connection ids, a port with nobody listening, a host name that does not
+// resolve, and the retransmission schedule when the first sends are lost.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -20,13 +20,16 @@ const {
   recordEvents,
   nextEvent,
   twentyBytes,
-  sleep
+  sleep,
+  until,
+  delta
 } = require('./helpers/script-server.js')
+const { trackerServer } = require('./helpers/test-tracker.js')
 
 const PEER_ID = Buffer.from('-JS0001-faults-test0')
 const INFO_HASH = Buffer.from('fa17fa17fa17fa17fa17fa17fa17fa17fa17fa17', 'hex')
 
-// The loss rate of the relay tests; FAULTS_LOSS=0.5 node --test ... tries another.
+// The loss rate of the lossy tests; FAULTS_LOSS=0.5 node --test ... tries another.
 const LOSS = Number(process.env.FAULTS_LOSS || 0.2)
 
 const PROTOCOL_ERRORS = [
@@ -42,16 +45,6 @@ function trackerFor (t, url, opts, peerId = PEER_ID, infoHash = INFO_HASH) {
   const tracker = new UdpTracker(peerId, infoHash, url, opts)
   t.after(() => tracker.destroy())
   return tracker
-}
-
-async function until (check, ms = 5000, step = 10) {
-  const end = Date.now() + ms
-  let ok = check()
-  while (!ok && Date.now() < end) {
-    await sleep(step)
-    ok = check()
-  }
-  return ok
 }
 
 function bindUdp (host = '127.0.0.1', port = 0) {
@@ -116,24 +109,43 @@ function lossRate (records) {
 // ---------------------------------------------------------------------------
 // (a) 20 % loss each way.
 
-test(`100 instances through a relay losing ${LOSS * 100} % each way: every one gets its own update or the timeout error, none is lost`, async (t) => {
+/** Datagrams of a test tracker's stats, split by where the `loss` fault dropped them. */
+function lossCounts ({ requests, replies, dropped }) {
+  const read = requests.connect + requests.announce + requests.scrape + requests.invalid
+  // Every request read is answered unless a fault or a bad id drops it.
+  const repliesLost = read - replies - dropped.silent - dropped.connectionId - dropped.malformed
+  return { read, repliesLost, requestsLost: dropped.loss - repliesLost, replies }
+}
+
+test(`100 instances against a tracker losing ${LOSS * 100} % of requests and of replies: every one gets its own update or the timeout error, none is lost`, async (t) => {
   const N = 100
-  const server = await serverFor(t)
-  const reply = (i) => ({ interval: 1800, leechers: i + 1, seeders: 2 * i, peers: [`10.77.0.${i}:${5000 + i}`] })
-  server.onAnnounce = (req) => announceReply(req.transactionId, reply(req.infoHash.readUInt32BE(16)))
-  const rand = prng(20)
-  const relay = await Relay.create(t, { host: '127.0.0.1', port: server.port }, () => rand() < LOSS)
+  const server = await trackerServer(t, { loss: LOSS, seed: 20 })
+  // Torrent i first gets a seeder on port 5000 + i, so that instance i's
+  // update (that seeder and the instance itself) is told apart from any other's.
+  const seed = async (i) => {
+    const params = { infoHash: twentyBytes('lossy-info-hash!', i), peerId: twentyBytes('-JS0001-lossyseed', i), port: 5000 + i, left: 0, event: 'started', _timeout: 20 }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await UdpTracker.announce(server.url, params)
+      } catch (err) {
+        if (err.code !== 'ERR_TRACKER_TIMEOUT' || attempt === 5) throw err
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: N }, (_, i) => seed(i)))
+  const reply = (i) => ({ leechers: 1, seeds: 1, peers: [`127.0.0.1:${5000 + i}`], interval: 1800 })
+  const before = lossCounts(server.stats())
   const inFlightBefore = UdpTracker.stats().inFlight
 
   // connectionIdCache: false: each instance connects first, as 1.2.0 did, so
-  // 200 request phases cross the lossy relay (with the cache the 100 announces
-  // would share one connect).
+  // 200 request phases cross the lossy tracker (with the cache the 100
+  // announces would share one connect).
   const logs = []
   for (let i = 0; i < N; i++) {
-    const tracker = trackerFor(t, relay.url, { _timeout: 20, connectionIdCache: false },
+    const tracker = trackerFor(t, server.url, { _timeout: 20, connectionIdCache: false },
       twentyBytes('-JS0001-lossypeer', i), twentyBytes('lossy-info-hash!', i))
     logs.push(recordEvents(tracker))
-    tracker.announce(2, { left: i })
+    tracker.announce(2, { left: i + 1 })
   }
   // The slowest possible request: 8 connect sends and 8 announce sends, waits
   // of 40 .. 5120 ms each phase (20.4 s). In practice a few seconds.
@@ -149,8 +161,7 @@ test(`100 instances through a relay losing ${LOSS * 100} % each way: every one g
     assert.equal(events.length, 1, `instance ${i} must get exactly one event, got ${JSON.stringify(events)}`)
     const [name, value] = events[0]
     if (name === 'update') {
-      const r = reply(i)
-      assert.deepEqual(value, { leechers: r.leechers, seeds: r.seeders, peers: r.peers, interval: r.interval }, `instance ${i}: not its own update`)
+      assert.deepEqual(value, reply(i), `instance ${i}: not its own update`)
       updates++
     } else {
       assert.equal(value, 'tracker is not responding after:5120', `instance ${i}: unexpected error`)
@@ -158,15 +169,16 @@ test(`100 instances through a relay losing ${LOSS * 100} % each way: every one g
     }
   }
   assert.equal(updates + timeouts, N, 'every instance is accounted for')
-  const upLoss = lossRate(relay.up)
-  const downLoss = lossRate(relay.down)
-  const tids = relay.up.map((r) => r.bytes.readUInt32BE(12))
-  const retransmitted = relay.up.length - new Set(tids).size
-  t.diagnostic(`${updates} updates, ${timeouts} timeouts in ${elapsed.toFixed(0)} ms; relay: ${relay.up.length} up (${(upLoss * 100).toFixed(1)} % dropped), ${relay.down.length} down (${(downLoss * 100).toFixed(1)} % dropped); the tracker received ${server.received.length}; ${retransmitted} retransmissions`)
-  assert.ok(Math.abs(upLoss - LOSS) < 0.1, `the relay dropped ${upLoss} of the client's datagrams, expected about ${LOSS}`)
-  assert.ok(Math.abs(downLoss - LOSS) < 0.1, `the relay dropped ${downLoss} of the tracker's datagrams, expected about ${LOSS}`)
-  assert.ok(server.received.length > 2 * N, `the tracker received ${server.received.length} datagrams; with ${LOSS * 100} % loss each way retransmissions should push it above ${2 * N}`)
-  assert.ok(retransmitted > 0, 'some datagrams must have been retransmitted')
+  const c = delta(before, lossCounts(server.stats()))
+  const sent = c.read + c.requestsLost // every datagram the client sent arrived at the tracker's socket
+  const upLoss = c.requestsLost / sent
+  const downLoss = c.repliesLost / c.read
+  t.diagnostic(`${updates} updates, ${timeouts} timeouts in ${elapsed.toFixed(0)} ms; the client sent ${sent} (${(upLoss * 100).toFixed(1)} % lost), the tracker read ${c.read} and answered ${c.read - c.repliesLost} (${(downLoss * 100).toFixed(1)} % lost); at least ${sent - 2 * N} retransmissions`)
+  assert.ok(Math.abs(upLoss - LOSS) < 0.1, `the tracker dropped ${upLoss} of the client's datagrams, expected about ${LOSS}`)
+  assert.ok(Math.abs(downLoss - LOSS) < 0.1, `the tracker dropped ${downLoss} of its replies, expected about ${LOSS}`)
+  assert.ok(c.read > 2 * N, `the tracker read ${c.read} datagrams; with ${LOSS * 100} % loss each way retransmissions should push it above ${2 * N}`)
+  // At most 2N distinct requests (a connect and an announce per instance): any more sends are retransmissions.
+  assert.ok(sent > 2 * N, 'some datagrams must have been retransmitted')
   assert.equal(UdpTracker.stats().inFlight, inFlightBefore, 'no request may be left in flight')
 })
 

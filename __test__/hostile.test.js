@@ -25,7 +25,9 @@ const {
   recordEvents,
   nextEvent,
   twentyBytes,
-  sleep
+  sleep,
+  until,
+  delta
 } = require('./helpers/script-server.js')
 
 const PEER_ID = Buffer.from('-JS0001-hostiletest0')
@@ -72,23 +74,6 @@ async function otherLoopbackSocket (t, port) {
   } catch {
     return bindSocket(t, '127.0.0.2', 0)
   }
-}
-
-/** Polls until `check()` is true or `ms` pass; returns the last value of check(). */
-async function until (check, ms = 5000, step = 10) {
-  const end = Date.now() + ms
-  let ok = check()
-  while (!ok && Date.now() < end) {
-    await sleep(step)
-    ok = check()
-  }
-  return ok
-}
-
-function delta (before, after) {
-  const out = {}
-  for (const k of Object.keys(after)) out[k] = after[k] - before[k]
-  return out
 }
 
 function ipv4Peer (bytes, at) {

@@ -1,6 +1,8 @@
 'use strict'
 // The promise API (announce, scrape), its error codes, AbortSignal and
-// timeouts; the ES module entry.
+// timeouts; the ES module entry. The package's test tracker answers, except
+// for a malformed reply and where the exact scrape packets are counted
+// (helpers/script-server.js).
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -8,7 +10,8 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 const UdpTracker = require('..')
 const { canIsolateNames, runWithNames, SKIP_REASON } = require('./helpers/private-names')
-const { ScriptServer, announceReply, errorReply, rawReply, scrapeReply, twentyBytes } = require('./helpers/script-server')
+const { ScriptServer, rawReply, scrapeReply, twentyBytes } = require('./helpers/script-server')
+const { received, waitUntil, withTracker } = require('./helpers/test-tracker.js')
 
 const INFO_HASH = twentyBytes('promise-hash')
 const PEER_ID = twentyBytes('promise-peer')
@@ -22,30 +25,30 @@ async function withServer (fn) {
   }
 }
 
-test('announce resolves with interval, leechers, seeds and peers', () => withServer(async (server) => {
-  server.onAnnounce = (req) => announceReply(req.transactionId, {
-    interval: 120, leechers: 4, seeders: 9, peers: ['10.0.0.1:6881', '10.0.0.2:51413']
-  })
-  const result = await UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID, event: 'started', port: 7001, left: 5 })
-  assert.deepEqual(result, { interval: 120, leechers: 4, seeds: 9, peers: ['10.0.0.1:6881', '10.0.0.2:51413'] })
-  const sent = server.announces[0]
-  assert.equal(sent.event, 2)
-  assert.equal(sent.port, 7001)
+test('announce resolves with interval, leechers, seeds and peers', () => withTracker({ interval: 120 }, async (tracker) => {
+  // Two seeders first, then our leecher: its reply lists both of them.
+  for (const [n, port] of [[1, 6881], [2, 51413]]) {
+    await UdpTracker.announce(tracker.url, { infoHash: INFO_HASH, peerId: twentyBytes('promise-seed', n), event: 'started', port, left: 0 })
+  }
+  const result = await UdpTracker.announce(tracker.url, { infoHash: INFO_HASH, peerId: PEER_ID, event: 'started', port: 7001, left: 5 })
+  result.peers.sort()
+  assert.deepEqual(result, { interval: 120, leechers: 1, seeds: 2, peers: ['127.0.0.1:51413', '127.0.0.1:6881'] })
+  const sent = tracker.swarm(INFO_HASH).peers.find((p) => p.peerId.equals(PEER_ID))
+  assert.equal(sent.event, 'started')
+  assert.equal(sent.address, '127.0.0.1:7001')
   assert.equal(sent.left, 5n)
-  assert.deepEqual(sent.infoHash, INFO_HASH)
 }))
 
-test('announce defaults to event 0 (none) and takes hex info hashes', () => withServer(async (server) => {
-  await UdpTracker.announce(server.url, { infoHash: INFO_HASH.toString('hex'), peerId: PEER_ID })
-  const sent = server.announces[0]
-  assert.equal(sent.event, 0)
-  assert.deepEqual(sent.infoHash, INFO_HASH)
+test('announce defaults to event 0 (none) and takes hex info hashes', () => withTracker({}, async (tracker) => {
+  await UdpTracker.announce(tracker.url, { infoHash: INFO_HASH.toString('hex'), peerId: PEER_ID })
+  const swarm = tracker.swarm(INFO_HASH)
+  assert.ok(swarm, 'the announce was for INFO_HASH')
+  assert.deepEqual(swarm.peers.map((p) => [p.peerId, p.event]), [[PEER_ID, 'none']])
 }))
 
-test('a tracker error rejects with ERR_TRACKER_ERROR and the tracker text', () => withServer(async (server) => {
-  server.onAnnounce = (req) => errorReply(req.transactionId, 'unregistered torrent')
+test('a tracker error rejects with ERR_TRACKER_ERROR and the tracker text', () => withTracker({ errorFor: { [INFO_HASH.toString('hex')]: 'unregistered torrent' } }, async (tracker) => {
   await assert.rejects(
-    UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID, connectionIdCache: false }),
+    UdpTracker.announce(tracker.url, { infoHash: INFO_HASH, peerId: PEER_ID, connectionIdCache: false }),
     { code: 'ERR_TRACKER_ERROR', message: 'unregistered torrent' })
 }))
 
@@ -56,19 +59,17 @@ test('a malformed reply rejects with ERR_BAD_RESPONSE and the 1.2.0 text', () =>
     { code: 'ERR_BAD_RESPONSE', message: 'announce response should be 20 bytes' })
 }))
 
-test('no answer rejects with ERR_TRACKER_TIMEOUT after the retransmissions', () => withServer(async (server) => {
-  server.onConnect = () => null
+test('no answer rejects with ERR_TRACKER_TIMEOUT after the retransmissions', () => withTracker({ loss: 1 }, async (tracker) => {
   await assert.rejects(
-    UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID, _timeout: 10, maxAttempts: 2 }),
+    UdpTracker.announce(tracker.url, { infoHash: INFO_HASH, peerId: PEER_ID, _timeout: 10, maxAttempts: 2 }),
     { code: 'ERR_TRACKER_TIMEOUT', message: 'tracker is not responding after:40' })
-  assert.equal(server.connects.length, 2)
+  assert.equal(received(tracker), 2, 'two connects, both lost')
 }))
 
-test('options.timeout bounds the whole request', () => withServer(async (server) => {
-  server.onConnect = () => null
+test('options.timeout bounds the whole request', () => withTracker({ loss: 1 }, async (tracker) => {
   const started = Date.now()
   await assert.rejects(
-    UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { timeout: 150 }),
+    UdpTracker.announce(tracker.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { timeout: 150 }),
     { code: 'ERR_TRACKER_TIMEOUT', message: 'tracker is not responding after:150' })
   assert.ok(Date.now() - started >= 140)
   assert.equal(UdpTracker.stats().inFlight, 0, 'the request was cancelled')
@@ -86,21 +87,20 @@ test('a name that does not resolve rejects with ERR_DNS', { skip: !canIsolateNam
   assert.ok(result.message.length > 0)
 })
 
-test('an AbortSignal cancels a request in flight with ERR_ABORTED', () => withServer(async (server) => {
-  server.onConnect = () => null
+test('an AbortSignal cancels a request in flight with ERR_ABORTED', () => withTracker({ loss: 1 }, async (tracker) => {
   const controller = new AbortController()
-  const pending = UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { signal: controller.signal })
-  await server.waitForType('connect', 1)
+  const pending = UdpTracker.announce(tracker.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { signal: controller.signal })
+  await waitUntil(() => received(tracker) >= 1, 'the connect', 2000)
   controller.abort(new Error('user gave up'))
   await assert.rejects(pending, (err) => err.code === 'ERR_ABORTED' && err.name === 'AbortError' && err.cause.message === 'user gave up')
   assert.equal(UdpTracker.stats().inFlight, 0)
 }))
 
-test('an already aborted signal rejects at once and sends nothing', () => withServer(async (server) => {
-  const pending = UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { signal: AbortSignal.abort() })
+test('an already aborted signal rejects at once and sends nothing', () => withTracker({}, async (tracker) => {
+  const pending = UdpTracker.announce(tracker.url, { infoHash: INFO_HASH, peerId: PEER_ID }, { signal: AbortSignal.abort() })
   await assert.rejects(pending, { code: 'ERR_ABORTED' })
   await new Promise((resolve) => setTimeout(resolve, 50))
-  assert.equal(server.received.length, 0)
+  assert.equal(received(tracker), 0)
 }))
 
 test('bad arguments reject with TypeError or RangeError naming them', async () => {
@@ -144,14 +144,19 @@ test('scrape over IPv6 uses packets of at most 60 hashes', async () => {
   }
 })
 
-test('an instance scrape() emits a scrape event with its counts', () => withServer(async (server) => {
-  server.onScrape = (req) => scrapeReply(req.transactionId, [{ seeders: 3, completed: 7, leechers: 5 }])
+test('an instance scrape() emits a scrape event with its counts', () => withTracker({}, async (server) => {
+  // INFO_HASH's swarm: a seeder that completed, a seeder that started so, and
+  // three leechers; another torrent has one leecher.
+  const peers = [['completed', 0], ['started', 0], ['started', 9], ['started', 9], ['started', 9]]
+  for (const [i, [event, left]] of peers.entries()) {
+    await UdpTracker.announce(server.url, { infoHash: INFO_HASH, peerId: twentyBytes('promise-swarm', i), event, left, port: 6000 + i })
+  }
+  await UdpTracker.announce(server.url, { infoHash: twentyBytes('promise-other'), peerId: PEER_ID, left: 1 })
   const tracker = new UdpTracker(PEER_ID, INFO_HASH, server.url)
   const got = new Promise((resolve, reject) => { tracker.on('scrape', resolve); tracker.on('error', reject) })
   tracker.scrape()
-  assert.deepEqual(await got, { complete: 3, downloaded: 7, incomplete: 5 })
-  const sent = server.scrapes[0]
-  assert.deepEqual(sent.infoHashes, [INFO_HASH])
+  assert.deepEqual(await got, { complete: 2, downloaded: 1, incomplete: 3 })
+  assert.equal(server.stats().requests.scrape, 1)
   tracker.destroy()
 }))
 

@@ -11,21 +11,13 @@ const { createHash } = require('node:crypto')
 const path = require('node:path')
 const UdpTracker = require('..')
 const { createTracker } = require('../testing.js')
+const { withTracker } = require('./helpers/test-tracker.js')
 
 const ROOT = path.join(__dirname, '..')
 const hash = (name) => createHash('sha1').update(name).digest()
 const peerId = (n) => Buffer.from(`-TT0001-${String(n).padStart(12, '0')}`)
 // Fast retransmission for the fault tests: waits of 50, 100, 200 … ms.
 const FAST = { _timeout: 25, maxAttempts: 8 }
-
-async function withTracker (options, fn) {
-  const tracker = await createTracker(options)
-  try {
-    return await fn(tracker)
-  } finally {
-    await tracker.close()
-  }
-}
 
 function announce (tracker, n, params = {}, options = {}) {
   return UdpTracker.announce(tracker.url, {
@@ -277,10 +269,14 @@ function startServe (args) {
 test('udp-tracker serve prints its URL, a line per N requests, and a summary on SIGTERM', async () => {
   const serve = startServe(['--port', '0', '--every', '2'])
   const url = await serve.url
-  const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'udp-tracker.js'), 'announce', url, hash('cli').toString('hex'), '--json'], { encoding: 'utf8' })
+  // --stay: no 'stopped' after the announce, so the tracker gets exactly a connect and an announce.
+  const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'udp-tracker.js'), 'announce', url, hash('cli').toString('hex'), '--json', '--stay', '--port', '6881'], { encoding: 'utf8' })
   assert.equal(cli.status, 0, cli.stderr)
   assert.equal(JSON.parse(cli.stdout).leechers, 0, 'the CLI announces as a seeder (left 0)')
-  while (!/2 requests/.test(serve.output().out)) await new Promise((resolve) => setTimeout(resolve, 50))
+  for (let waited = 0; !/2 requests/.test(serve.output().out); waited += 50) {
+    assert.ok(waited < 10000, `no line for 2 requests within 10 s: ${JSON.stringify(serve.output())}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
   serve.child.kill('SIGTERM')
   const { code } = await serve.exited
   assert.equal(code, 0)

@@ -17,7 +17,7 @@
 //   5 left in their announce interval with a scrape in flight, destroyed at the batch's end.
 // (--kinds picks some of them; --rate spreads the run over time and
 // --warmup-seconds starts the RSS comparison only after that many seconds, e.g.
-// to see whether memory levels off once the engine's 300 s memory of finished
+// to see whether memory levels off once the engine's 120 s memory of finished
 // transaction ids is full.)
 // Replies come from the package's test tracker (testing.js) in a child process
 // (so its memory is not counted here), or from the tracker at AQUATIC_URL.

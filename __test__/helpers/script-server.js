@@ -4,11 +4,18 @@
 // with its arrival time, parses connect / announce / scrape requests, and asks
 // the test how to answer each one.
 //
+// It is for what a correct tracker never does: exact bytes (malformed, short,
+// wrong-id or foreign-port replies), exact timing, and reading the client's
+// datagrams with a decoder written here from BEP 15 rather than with the Rust
+// codec under test. A test that only needs a tracker that answers, stays
+// silent (loss: 1), refuses (errorFor) or loses datagrams uses the package's
+// test tracker instead (helpers/test-tracker.js).
+//
 //   const server = await ScriptServer.create()          // or { host: '::1' }
 //   server.onConnect = (req, rinfo) => connectReply(req.transactionId, 7n)
 //   server.onAnnounce = (req) => announceReply(req.transactionId, { interval: 1 })
 //   ... new UdpTracker(peerId, infoHash, server.url, opts) ...
-//   const second = await server.waitForDatagram(2, 1000)
+//   const second = await server.waitForType('announce', 2, 1000)
 //   await server.close()
 //
 // A handler returns what to send back to the sender: a Buffer, an array of
@@ -58,8 +65,7 @@ function parseOptions (bytes) {
     options,
     urlData: Buffer.concat(urlParts).toString('latin1'),
     ended,
-    malformed,
-    trailing: bytes.length - i
+    malformed
   }
 }
 
@@ -177,7 +183,39 @@ function sleep (ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/** Polls until `check()` is truthy or `ms` pass; returns the last value of check(). */
+async function until (check, ms = 5000, step = 10) {
+  const end = Date.now() + ms
+  let ok = check()
+  while (!ok && Date.now() < end) {
+    await sleep(step)
+    ok = check()
+  }
+  return ok
+}
+
+/** after − before for every key of `after` (counters such as UdpTracker.stats()). */
+function delta (before, after) {
+  const out = {}
+  for (const k of Object.keys(after)) out[k] = after[k] - before[k]
+  return out
+}
+
 const usedAddresses = new Set()
+
+/**
+ * True the first time this process claims `host` port `port` for a tracker.
+ * The library caches connection ids per tracker address for up to 60 s,
+ * process-wide; a port an earlier tracker had (a scripted one or a test
+ * tracker) could carry such an id, so every tracker a test starts gets a port
+ * no earlier one had.
+ */
+function claimAddress (host, port) {
+  const key = `${host}:${port}`
+  if (usedAddresses.has(key)) return false
+  usedAddresses.add(key)
+  return true
+}
 
 function bindSocket (host) {
   const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
@@ -190,27 +228,30 @@ function bindSocket (host) {
   })
 }
 
+/**
+ * Opens trackers with `open()` until one has a port that `claimAddress`
+ * accepts (see there); the rejected ones stay open meanwhile, so that the
+ * next cannot pick their port again, and are closed at the end.
+ */
+async function freshPort (host, open, portOf, close) {
+  const rejected = []
+  try {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const opened = await open()
+      if (claimAddress(host, portOf(opened))) return opened
+      rejected.push(opened)
+    }
+    throw new Error(`could not bind a port on ${host} that this process has not used before`)
+  } finally {
+    for (const opened of rejected) close(opened)
+  }
+}
+
 class ScriptServer {
   /** Binds a new server on `host` (127.0.0.1 or ::1), port 0 = ephemeral. */
   static async create ({ host = '127.0.0.1', connectionId = 0x0123456789abcdefn } = {}) {
-    // The library caches connection ids per tracker address for up to 60 s,
-    // process-wide. A port this process has already used could carry such an
-    // id, so each server gets a port no earlier server in the process had.
-    const rejected = []
-    try {
-      for (let attempt = 0; attempt < 50; attempt++) {
-        const socket = await bindSocket(host)
-        const key = `${host}:${socket.address().port}`
-        if (!usedAddresses.has(key)) {
-          usedAddresses.add(key)
-          return new ScriptServer(socket, host, connectionId)
-        }
-        rejected.push(socket) // held open so the next bind cannot pick it again
-      }
-      throw new Error(`could not bind a port on ${host} that this process has not used before`)
-    } finally {
-      for (const socket of rejected) socket.close()
-    }
+    const socket = await freshPort(host, () => bindSocket(host), (s) => s.address().port, (s) => s.close())
+    return new ScriptServer(socket, host, connectionId)
   }
 
   constructor (socket, host, connectionId) {
@@ -230,7 +271,6 @@ class ScriptServer {
     this.onConnect = (req) => connectReply(req.transactionId, this.connectionId)
     this.onAnnounce = (req) => announceReply(req.transactionId, { interval: 1800 })
     this.onScrape = (req) => scrapeReply(req.transactionId, req.infoHashes.map(() => ({ seeders: 0, completed: 0, leechers: 0 })))
-    this.onUnknown = () => null
 
     socket.on('message', (bytes, rinfo) => this._onMessage(bytes, rinfo))
     socket.on('error', (err) => this.errors.push(err))
@@ -253,7 +293,7 @@ class ScriptServer {
       connect: this.onConnect,
       announce: this.onAnnounce,
       scrape: this.onScrape
-    }[record.type] || this.onUnknown
+    }[record.type]
     let answer
     try {
       answer = handler ? handler(record, rinfo, this) : null
@@ -329,11 +369,6 @@ class ScriptServer {
       this._waiters.add(check)
       check()
     })
-  }
-
-  /** The n-th datagram received (1-based). */
-  waitForDatagram (n, timeoutMs = 2000) {
-    return this.waitFor((all) => all[n - 1], timeoutMs, `${n} datagram(s)`)
   }
 
   /** The n-th datagram of one type ('connect', 'announce', 'scrape'), 1-based. */
@@ -433,15 +468,16 @@ module.exports = {
   PROTOCOL_ID,
   ACTION,
   parseRequest,
-  parseOptions,
   connectReply,
   announceReply,
   scrapeReply,
   errorReply,
   rawReply,
-  compactPeer,
   recordEvents,
   nextEvent,
   twentyBytes,
-  sleep
+  sleep,
+  until,
+  delta,
+  freshPort
 }
