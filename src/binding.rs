@@ -265,12 +265,14 @@ impl Engine {
             starts.extend(start);
             at += len;
         }
-        for start in starts {
-            if !self.driver.send(Command::Start(start)) {
-                return Err(Error::from_reason("the tracker driver has stopped"));
-            }
+        // One command for the whole tick: the driver takes every request of
+        // it before it reads a reply, so requests started together share a
+        // connect (N instances, N + 1 datagrams).
+        if starts.is_empty() || self.driver.send(Command::Start(starts)) {
+            Ok(())
+        } else {
+            Err(Error::from_reason("the tracker driver has stopped"))
         }
-        Ok(())
     }
 
     #[napi]

@@ -69,7 +69,10 @@ pub struct StartRequest {
 
 #[derive(Debug)]
 pub enum Command {
-    Start(StartRequest),
+    /// The requests JS started in one tick, handled in one go: requests
+    /// started together see each other (they share a connect) before the
+    /// driver reads any reply.
+    Start(Vec<StartRequest>),
     Cancel(RequestId),
     ForgetConnectionIds,
     Resolved {
@@ -191,7 +194,9 @@ impl SharedStats {
     /// Counts a command the caller sends (+1) or takes back (−1).
     fn unhandled(&self, command: &Command, delta: i64) {
         match command {
-            Command::Start(_) => self.unhandled_starts.fetch_add(delta, Ordering::Relaxed),
+            Command::Start(starts) => self
+                .unhandled_starts
+                .fetch_add(delta * count(starts), Ordering::Relaxed),
             Command::Cancel(_) => self.unhandled_cancels.fetch_add(delta, Ordering::Relaxed),
             _ => 0,
         };
@@ -223,6 +228,11 @@ impl SharedStats {
     }
 }
 
+/// How many requests a start command carries, as the counters take it.
+fn count(starts: &[StartRequest]) -> i64 {
+    i64::try_from(starts.len()).unwrap_or(i64::MAX)
+}
+
 /// Starts and cancels the driver handled in one turn of its loop.
 #[derive(Default)]
 struct Handled {
@@ -233,7 +243,7 @@ struct Handled {
 impl Handled {
     fn push(&mut self, command: &Command) {
         match command {
-            Command::Start(_) => self.starts += 1,
+            Command::Start(starts) => self.starts += count(starts),
             Command::Cancel(_) => self.cancels += 1,
             _ => {}
         }
@@ -426,7 +436,11 @@ async fn sleep_until(at: Option<Instant>) {
 impl State {
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Start(start) => self.start(start),
+            Command::Start(starts) => {
+                for start in starts {
+                    self.start(start);
+                }
+            }
             Command::Cancel(id) => {
                 self.session.cancel(id, Instant::now());
                 if let Some(key) = self.waiting_on.remove(&id) {
