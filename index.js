@@ -5,7 +5,7 @@
 // timers, and turns the engine's completions into events.
 
 const { EventEmitter } = require('events')
-const { randomBytes } = require('crypto')
+const { createHash, randomBytes } = require('crypto')
 const net = require('net')
 const { Engine } = require('./binding.js')
 
@@ -260,6 +260,59 @@ function checkExtensions (opts, prefix) {
   return out
 }
 
+// `opts.proxy`: parsed once per distinct URL, like announce URLs.
+const parsedProxies = new Map()
+
+/**
+ * `socks5://[user:password@]host[:port]` (tracker names resolved here) or
+ * `socks5h://…` (names sent to the proxy). Port 1080 when absent, as curl.
+ * Returns undefined for no proxy, else the engine's ProxyArgs and a `key`
+ * that identifies the proxy without holding its password.
+ */
+function checkProxy (value, name) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a socks5:// or socks5h:// URL string`)
+  let parsed = parsedProxies.get(value)
+  if (parsed === undefined) {
+    parsed = parseProxyUncached(value, name)
+    if (parsedProxies.size >= PARSED_URLS_KEPT) parsedProxies.clear()
+    parsedProxies.set(value, parsed)
+  }
+  return parsed
+}
+
+function parseProxyUncached (value, name) {
+  // Never quote the URL: it may hold a password.
+  const bad = (why) => new TypeError(`${name} must be a socks5://[user:password@]host:port or socks5h:// URL: ${why}`)
+  let url
+  try {
+    url = new URL(value)
+  } catch {
+    throw bad('not a valid URL')
+  }
+  if (url.protocol !== 'socks5:' && url.protocol !== 'socks5h:') throw bad(`unsupported scheme ${url.protocol}`)
+  if (url.hostname === '') throw bad('no host')
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') throw bad('no path, query or fragment allowed')
+  const port = url.port === '' ? 1080 : Number(url.port)
+  if (port === 0) throw bad('port 0')
+  const args = { host: url.hostname, port, remoteDns: url.protocol === 'socks5h:' }
+  if (url.username !== '' || url.password !== '' || value.includes('@')) {
+    let username, password
+    try {
+      username = Buffer.from(decodeURIComponent(url.username))
+      password = Buffer.from(decodeURIComponent(url.password))
+    } catch {
+      throw bad('bad percent-encoding in the user name or password')
+    }
+    if (username.length < 1 || username.length > 255) throw bad('the user name must be 1 to 255 bytes')
+    if (password.length > 255) throw bad('the password must be at most 255 bytes')
+    args.username = username
+    args.password = password
+  }
+  const key = createHash('sha256').update(value).digest('base64')
+  return Object.freeze({ args: Object.freeze(args), key })
+}
+
 function checkOptions (opts, name = 'opts') {
   if (opts === undefined || opts === null) return {}
   if (typeof opts !== 'object') throw new TypeError(`${name} must be an object`)
@@ -301,15 +354,16 @@ function acquireTarget (announceUrl, opts, prefix) {
     urlData: path,
     ...checkExtensions(opts, prefix)
   }
+  const proxy = checkProxy(opts.proxy, `${prefix}.proxy`)
   // Every field but the last has no spaces; the URL data, last, may.
   const extensions = args.authUser === undefined && args.requestString === undefined
     ? '-'
     : [args.authUser, args.authPassword, args.requestString].map((b) => b === undefined ? '' : b.toString('hex')).join(',')
   const key = `${args.host} ${args.port} ${args.family} ${args.timeoutMs} ${args.maxAttempts} ` +
-    `${args.strictSource} ${args.reuseConnectionId} ${extensions} ${args.urlData}`
+    `${args.strictSource} ${args.reuseConnectionId} ${extensions} ${proxy === undefined ? '-' : proxy.key} ${args.urlData}`
   let target = targets.get(key)
   if (target === undefined) {
-    const handle = getEngine().target({ ...args, urlData: Buffer.from(args.urlData) })
+    const handle = getEngine().target({ ...args, urlData: Buffer.from(args.urlData), proxy: proxy && proxy.args })
     target = { key, handle, refs: 0, host: args.host, family: args.family, timeoutMs: args.timeoutMs }
     targets.set(key, target)
   }

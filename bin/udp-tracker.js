@@ -20,6 +20,8 @@ const USAGE = `Usage:
 --file reads one info hash per line (blank lines and # comments are skipped).
 --timeout is the base retransmission timeout in milliseconds (default 15000);
 the k-th wait is timeout * 2^k, up to --attempts sends (default 8).
+--proxy socks5://[user:password@]host:port sends every datagram through that
+SOCKS5 proxy (socks5h:// lets the proxy resolve the tracker's host name).
 
 Exit status: 0 ok, 1 tracker error or timeout, 2 bad usage.`
 
@@ -31,6 +33,7 @@ const OPTIONS = {
   'num-want': { type: 'string', default: '50' },
   timeout: { type: 'string' },
   attempts: { type: 'string' },
+  proxy: { type: 'string' },
   file: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -58,7 +61,8 @@ function infoHash (value, where) {
 function requestOptions (values) {
   return {
     _timeout: integer(values.timeout, 'timeout', 1, 2 ** 31 - 1),
-    maxAttempts: integer(values.attempts, 'attempts', 1, 8)
+    maxAttempts: integer(values.attempts, 'attempts', 1, 8),
+    proxy: values.proxy
   }
 }
 

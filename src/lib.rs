@@ -3,10 +3,12 @@
 //! - [`proto`]: the sans-IO wire codec;
 //! - [`session`]: the request state machine, driven by a clock passed in;
 //! - `driver`: the tokio thread with the sockets;
+//! - `proxy`: the driver's SOCKS5 associations (tracker traffic through a proxy);
 //! - `binding`: the napi surface that `index.js` wraps.
 #![deny(clippy::all)]
 
 mod binding;
 pub mod driver;
 pub mod proto;
+pub mod proxy;
 pub mod session;
