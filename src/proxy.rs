@@ -133,7 +133,7 @@ impl ProxyStats {
 }
 
 enum Order {
-    Start(StartRequest, Address),
+    Start(Box<StartRequest>, Address),
     Cancel(RequestId),
     ForgetConnectionIds,
 }
@@ -165,7 +165,7 @@ impl Proxies {
             return;
         };
         let key = config.key.clone();
-        let mut order = Order::Start(start, destination);
+        let mut order = Order::Start(Box::new(start), destination);
         // A task ends only when its channel closes; try a fresh one if so.
         for _ in 0..2 {
             let handle = self
@@ -310,7 +310,7 @@ struct Task {
     session: Session,
     link: Link,
     /// Requests waiting for the association to come up.
-    waiting: Vec<(StartRequest, Address)>,
+    waiting: Vec<(Box<StartRequest>, Address)>,
     /// Requests started in `session` and not finished.
     live: HashSet<RequestId>,
     names: Names,
@@ -365,7 +365,7 @@ impl Task {
             Order::Start(start, destination) => {
                 self.forget_request(start.id, now);
                 match &self.link {
-                    Link::Up(_) => self.begin(now, start, destination),
+                    Link::Up(_) => self.begin(now, *start, destination),
                     Link::Connecting(_) => self.waiting.push((start, destination)),
                     Link::Down => match self.retry_at {
                         Some(at) if at > now => {
@@ -418,7 +418,7 @@ impl Task {
                 self.failures = 0;
                 self.retry_at = None;
                 for (start, destination) in std::mem::take(&mut self.waiting) {
-                    self.begin(now, start, destination);
+                    self.begin(now, *start, destination);
                 }
                 if self.live.is_empty() {
                     self.idle_since = Some(now);
@@ -790,5 +790,126 @@ mod tests {
         }
         assert_eq!(names.name_of(b), Some(&b"b.example"[..]));
         assert_eq!(names.name_of("127.0.0.1:6969".parse().unwrap()), None);
+    }
+
+    use crate::proto::{
+        AnnounceEvent, AnnounceResponse, ConnectResponse, ConnectionId, InfoHash, PeerId, Response,
+        ScrapeResponse, ScrapeStats,
+    };
+    use crate::session::{AnnounceParams, RequestKind, RequestOptions};
+
+    fn announce() -> RequestKind {
+        RequestKind::Announce(AnnounceParams {
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([2; 20]),
+            downloaded: 0,
+            left: 0,
+            uploaded: 0,
+            event: AnnounceEvent::Started,
+            ip: 0,
+            key: 0,
+            num_want: 50,
+            port: 6881,
+            url_data: Vec::new(),
+            extensions: None,
+        })
+    }
+
+    fn reply_to(
+        session: &mut Session,
+        response: impl FnOnce(crate::proto::TransactionId) -> Response,
+    ) -> Vec<u8> {
+        let sent = session.poll_transmit().expect("a datagram to answer");
+        // Requests carry their transaction id at bytes 12..16 (BEP 15).
+        let tid = sent
+            .payload
+            .get(12..16)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| crate::proto::TransactionId(u32::from_be_bytes(b)))
+            .expect("a transaction id");
+        let mut bytes = Vec::new();
+        response(tid).write(&mut bytes);
+        bytes
+    }
+
+    /// The relay reports the IPv6 address the proxy resolved a name to: the
+    /// reply is matched by transaction id, and its peers are 18-byte entries.
+    #[test]
+    fn replies_for_a_host_name_are_parsed_in_the_family_the_relay_reports() {
+        let mut names = Names::default();
+        let placeholder = names.placeholder(b"tracker.example".to_vec(), 6969);
+        let mut session = Session::new();
+        let now = Instant::now();
+        session.start(now, 1, placeholder, announce(), RequestOptions::default());
+        let resolved = Address::Ip("[2001:db8::1]:6969".parse().unwrap());
+        let connect = reply_to(&mut session, |transaction_id| {
+            Response::Connect(ConnectResponse {
+                transaction_id,
+                connection_id: ConnectionId(7),
+            })
+        });
+        deliver(&mut session, &names, now, &resolved, &connect);
+        assert_eq!(session.connection_ids().len(), 1, "cached for the name");
+        let peer: SocketAddr = "[2001:db8::2]:51413".parse().unwrap();
+        let reply = reply_to(&mut session, |transaction_id| {
+            Response::Announce(AnnounceResponse {
+                transaction_id,
+                interval: 60,
+                leechers: 1,
+                seeders: 0,
+                peers: vec![peer],
+            })
+        });
+        deliver(&mut session, &names, now, &resolved, &reply);
+        let done = session.poll_completion().expect("answered");
+        let Outcome::Announced(reply) = done.outcome else {
+            panic!("{:?}", done.outcome)
+        };
+        assert_eq!(reply.peers, vec![peer]);
+    }
+
+    /// A tracker addressed by IP: the relay's reported source is checked
+    /// like a direct reply's (strictSource), so another address is dropped.
+    #[test]
+    fn replies_for_an_address_must_come_from_it() {
+        let names = Names::default();
+        let tracker: SocketAddr = "127.0.0.1:6969".parse().unwrap();
+        let mut session = Session::new();
+        let now = Instant::now();
+        session.start(
+            now,
+            1,
+            tracker,
+            RequestKind::Scrape(vec![InfoHash([3; 20])]),
+            RequestOptions::default(),
+        );
+        let connect = reply_to(&mut session, |transaction_id| {
+            Response::Connect(ConnectResponse {
+                transaction_id,
+                connection_id: ConnectionId(9),
+            })
+        });
+        let elsewhere = Address::Ip("127.0.0.9:6969".parse().unwrap());
+        deliver(&mut session, &names, now, &elsewhere, &connect);
+        assert_eq!(session.stats().dropped_wrong_source, 1);
+        let echoed_name = Address::Name(b"tracker.example".to_vec(), 6969);
+        deliver(&mut session, &names, now, &echoed_name, &connect);
+        assert_eq!(session.stats().dropped_wrong_source, 2);
+        deliver(&mut session, &names, now, &Address::Ip(tracker), &connect);
+        let scrape = reply_to(&mut session, |transaction_id| {
+            Response::Scrape(ScrapeResponse {
+                transaction_id,
+                stats: vec![ScrapeStats {
+                    seeders: 1,
+                    completed: 2,
+                    leechers: 3,
+                }],
+            })
+        });
+        deliver(&mut session, &names, now, &Address::Ip(tracker), &scrape);
+        assert!(matches!(
+            session.poll_completion().map(|c| c.outcome),
+            Some(Outcome::Scraped(_))
+        ));
     }
 }
