@@ -30,6 +30,13 @@ declare namespace UdpTrackerClass {
      * true). `false` makes every request of this instance connect first, as 1.2.0 did.
      */
     connectionIdCache?: boolean
+    /**
+     * Send every datagram through this SOCKS5 proxy (UDP ASSOCIATE), never directly:
+     * `'socks5://[user:password@]host[:port]'` resolves tracker host names here,
+     * `'socks5h://…'` lets the proxy resolve them. Port 1080 when absent.
+     * Failures reject with code `ERR_PROXY` (the class emits the message).
+     */
+    proxy?: string
   }
 
   interface AnnounceOptions {
@@ -68,6 +75,23 @@ declare namespace UdpTrackerClass {
     queued: number
     sockets: number
     cachedConnectionIds: number
+    /** Requests through SOCKS5 proxies (`opts.proxy`), not counted above. */
+    proxy: ProxyStats
+  }
+
+  interface ProxyStats {
+    /** Associations up: one TCP control connection and one UDP relay socket each. */
+    associations: number
+    sent: number
+    received: number
+    inFlight: number
+    cachedConnectionIds: number
+    droppedWrongSource: number
+    /** Datagrams on a relay socket from another address than the relay's. */
+    droppedRelaySource: number
+    /** SOCKS5 datagram fragments (FRAG ≠ 0), never reassembled. */
+    droppedFragments: number
+    droppedMalformed: number
   }
 
   interface ScrapeOptions {
@@ -76,11 +100,13 @@ declare namespace UdpTrackerClass {
     family?: TrackerOptions['family']
     strictSource?: boolean
     connectionIdCache?: boolean
+    /** As `TrackerOptions.proxy`. */
+    proxy?: string
   }
 
   /** An error from the module-level `scrape`: the 1.2.0 text and a stable code. */
   interface TrackerError extends Error {
-    code: 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND'
+    code: 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_PROXY'
   }
 
   /** Scrapes many info hashes (Buffers or hex strings) of one tracker; keys are lower-case hex. */

@@ -222,7 +222,7 @@ async fn readable(socket: Option<&UdpSocket>) {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
@@ -439,20 +439,31 @@ impl State {
 }
 
 fn bind(v4: bool) -> io::Result<UdpSocket> {
-    let (domain, any) = if v4 {
-        (Domain::IPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    let any = if v4 {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
-        (Domain::IPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    bind_udp(SocketAddr::new(any, 0))
+}
+
+/// A non-blocking UDP socket bound to `local`, with large buffers; also the
+/// relay socket of a SOCKS5 association (`proxy.rs`).
+pub(crate) fn bind_udp(local: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = if local.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
     };
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    if !v4 {
+    if local.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     // Best effort: the kernel caps these at net.core.rmem_max / wmem_max.
     let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
     let _ = socket.set_send_buffer_size(SEND_BUFFER);
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::new(any, 0).into())?;
+    socket.bind(&local.into())?;
     UdpSocket::from_std(socket.into())
 }
 

@@ -41,7 +41,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::driver::{Command, StartRequest};
+use crate::driver::{bind_udp, sleep_until, Command, StartRequest};
 use crate::proto::peek_transaction_id;
 use crate::proto::socks5::{self, Address, Socks5Error};
 use crate::session::{Completion, Outcome, RequestError, RequestId, Session, Stats};
@@ -54,6 +54,11 @@ pub const LONGEST_BACKOFF: Duration = Duration::from_secs(60);
 /// An association with no request for this long is closed (the next request
 /// sets up another).
 pub const IDLE_CLOSE: Duration = Duration::from_secs(300);
+/// Requests out at once through one proxy (see `session::DEFAULT_WINDOW`): a
+/// proxy relays every datagram through one socket of its own, whose buffer a
+/// burst overflows long before a tracker's does (danted drops beyond a few
+/// hundred, and a drop costs a retransmission 2·timeout later).
+pub const WINDOW: usize = 128;
 const READ_BATCH: usize = 1024;
 const SEND_BATCH: usize = 128;
 
@@ -210,7 +215,11 @@ fn spawn(key: ProxyKey, driver: mpsc::WeakUnboundedSender<Command>) -> Handle {
     let task = Task {
         label: key.label(),
         key: Arc::new(key),
-        session: Session::new(),
+        session: {
+            let mut session = Session::new();
+            session.set_window(WINDOW, Instant::now());
+            session
+        },
         link: Link::Down,
         waiting: Vec::new(),
         live: HashSet::new(),
@@ -586,13 +595,6 @@ async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) -> io::Result<()
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -651,7 +653,7 @@ async fn handshake(key: &ProxyKey) -> Result<Association, String> {
         }
     }
     let local = control.local_addr().map_err(io_error)?;
-    let relay = bind_relay(SocketAddr::new(local.ip(), 0)).map_err(io_error)?;
+    let relay = bind_udp(SocketAddr::new(local.ip(), 0)).map_err(io_error)?;
     let relay_local = relay.local_addr().map_err(io_error)?;
     out.clear();
     socks5::write_request(
@@ -732,12 +734,6 @@ async fn read(control: &mut TcpStream, buf: &mut [u8]) -> Result<(), String> {
         }
         Err(e) => Err(io_error(e)),
     }
-}
-
-fn bind_relay(local: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = std::net::UdpSocket::bind(local)?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
 }
 
 fn io_error(e: io::Error) -> String {

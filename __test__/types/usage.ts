@@ -24,3 +24,14 @@ UdpTracker.scrape('udp://127.0.0.1:6969', ['aa'.repeat(20)]).then((m) => {
 tracker.announce(7)
 // @ts-expect-error: counters are numbers or BigInt
 tracker.announce(0, { left: '1' })
+// opts.proxy (SOCKS5)
+const viaProxy = new UdpTracker(Buffer.alloc(20), 'aa'.repeat(20), 'udp://127.0.0.1:6969', { proxy: 'socks5h://127.0.0.1:1080' })
+viaProxy.destroy()
+const associations: number = UdpTracker.stats().proxy.associations
+void associations
+UdpTracker.scrape('udp://127.0.0.1:6969', ['aa'.repeat(20)], { proxy: 'socks5://u:p@[::1]:1080' }).catch((e: UdpTracker.TrackerError) => {
+  const proxyFailed: boolean = e.code === 'ERR_PROXY'
+  void proxyFailed
+})
+// @ts-expect-error: a proxy is a URL string
+void new UdpTracker(Buffer.alloc(20), 'aa'.repeat(20), 'udp://127.0.0.1:6969', { proxy: { host: 'x' } })
