@@ -424,6 +424,9 @@ impl Task {
         match result {
             Ok(association) => {
                 self.link = Link::Up(association);
+                // A new association may reach trackers from another address
+                // or port, which ids issued through the old one may be tied to.
+                self.session.forget_connection_ids();
                 self.failures = 0;
                 self.retry_at = None;
                 for (start, destination) in std::mem::take(&mut self.waiting) {
