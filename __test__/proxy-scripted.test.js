@@ -184,3 +184,39 @@ test('bad proxy URLs are TypeErrors naming opts.proxy (params.proxy for the prom
     new UdpTracker(PEER_ID, HASH, url, { proxy }).destroy()
   }
 })
+
+test('a proxy that breaks the handshake: ERR_PROXY saying how, and nothing sent to the tracker', async (t) => {
+  const net = require('node:net')
+  const tracker = await ScriptServer.create()
+  t.after(() => tracker.close())
+  // Each answers the client's n-th write (greeting, then UDP ASSOCIATE) with replies[n].
+  const cases = [
+    [[Buffer.from([4, 0])], 'protocol error: unexpected SOCKS version 4'],
+    [[null], 'it closed the connection during the handshake'],
+    [[Buffer.from([5, 0]), Buffer.from([5, 0, 0, 9, 0])], 'protocol error: unknown SOCKS5 address type 9'],
+    [[Buffer.from([5, 0]), Buffer.from([5, 0, 0, 3, 5, 112, 114, 111, 120, 121, 0, 80])], 'UDP ASSOCIATE named its relay by host name'],
+    [[Buffer.from([5, 0xff])], 'no acceptable authentication method (does it need a user name and password?)']
+  ]
+  for (const [replies, what] of cases) {
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {})
+      let n = 0
+      socket.on('data', () => {
+        const reply = replies[n++]
+        if (reply === null || reply === undefined) socket.end()
+        else socket.write(reply)
+      })
+    })
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address()
+    try {
+      await assert.rejects(UdpTracker.announce(tracker.url, params(`socks5://127.0.0.1:${port}`), { timeout: 20000 }), {
+        code: 'ERR_PROXY',
+        message: `SOCKS5 proxy 127.0.0.1:${port}: ${what}`
+      })
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+  }
+  assert.equal(tracker.received.length, 0)
+})
