@@ -158,6 +158,11 @@ test('connection ids are kept per (proxy, tracker): never shared with direct req
   assert.equal(tracker.connects.length, 2, 'one connect directly, one through the proxy, then both cached')
   assert.equal(tracker.announces.length, 4)
   assert.notEqual(tracker.connects[0].rinfo.port, tracker.connects[1].rinfo.port)
+  UdpTracker.forgetConnectionIds() // the proxies' too
+  await UdpTracker.announce(tracker.url, params(proxy.url()))
+  assert.equal(tracker.connects.length, 3)
+  assert.equal(tracker.connects[2].rinfo.port, tracker.connects[1].rinfo.port, 'through the proxy')
+  assert.deepEqual(wrongIds, [])
 })
 
 test('bad proxy URLs are TypeErrors naming opts.proxy (params.proxy for the promise API)', async () => {

@@ -157,7 +157,7 @@ test('the proxy killed mid-request: requests fail, none goes direct, later ones 
   await assert.rejects(UdpTracker.announce(tracker.url, { ...opts, infoHash: randomHash() }),
     (err) => err.code === 'ERR_PROXY' && /cannot connect/.test(err.message))
   await new Promise((resolve) => setTimeout(resolve, 500))
-  assert.ok(seen >= 2, `the tracker saw ${seen} datagrams through the proxy`)
+  assert.ok(seen >= 1, `the tracker saw ${seen} datagrams through the proxy`)
   assert.equal(tracker.received.length, seen, 'nothing after the proxy died')
   assert.deepEqual([...new Set(tracker.received.map((r) => r.rinfo.address))], ['127.0.0.2'], 'all from the proxy')
 })
