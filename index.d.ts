@@ -102,6 +102,23 @@ declare namespace UdpTrackerClass {
     queued: number
     sockets: number
     cachedConnectionIds: number
+    /** Requests through SOCKS5 proxies (`opts.proxy`), not counted above. */
+    proxy: ProxyStats
+  }
+
+  interface ProxyStats {
+    /** Associations up: one TCP control connection and one UDP relay socket each. */
+    associations: number
+    sent: number
+    received: number
+    inFlight: number
+    cachedConnectionIds: number
+    droppedWrongSource: number
+    /** Datagrams on a relay socket from another address than the relay's. */
+    droppedRelaySource: number
+    /** SOCKS5 datagram fragments (FRAG ≠ 0), never reassembled. */
+    droppedFragments: number
+    droppedMalformed: number
   }
 
   export type ErrorCode = 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'

@@ -15,6 +15,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::proto::socks5::Address;
+use crate::proxy::{Proxies, ProxyConfig, ProxyStats};
 use crate::session::{
     Completion, Outcome, RequestError, RequestId, RequestKind, RequestOptions, Session, Stats,
 };
@@ -40,6 +42,8 @@ pub struct Target {
     pub options: RequestOptions,
     /// `host` parsed as an address, when it is one.
     literal: Option<IpAddr>,
+    /// The SOCKS5 proxy every request to this target goes through (`proxy.rs`).
+    proxy: Option<ProxyConfig>,
 }
 
 impl Target {
@@ -51,7 +55,18 @@ impl Target {
             family,
             options,
             literal,
+            proxy: None,
         }
+    }
+
+    /// Sends every request to this target through `proxy`, never directly.
+    pub fn with_proxy(mut self, proxy: ProxyConfig) -> Target {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    pub fn proxy(&self) -> Option<&ProxyConfig> {
+        self.proxy.as_ref()
     }
 }
 
@@ -76,6 +91,8 @@ pub enum Command {
         port: u16,
         result: Result<Vec<SocketAddr>, String>,
     },
+    /// Requests through a proxy that finished (sent by its task in `proxy.rs`).
+    ProxyCompleted(Vec<Completion>),
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -85,6 +102,8 @@ pub struct DriverStats {
     pub queued: usize,
     pub sockets: usize,
     pub cached_connection_ids: usize,
+    /// Requests through SOCKS5 proxies (not counted above).
+    pub proxy: ProxyStats,
 }
 
 /// Receives each batch of finished requests, on the driver's thread.
@@ -147,6 +166,7 @@ struct State {
     lookups: HashMap<(String, u16), Lookup>,
     resolver_tx: mpsc::WeakUnboundedSender<Command>,
     done: Vec<Completion>,
+    proxies: Proxies,
 }
 
 async fn run(
@@ -159,6 +179,7 @@ async fn run(
         v4: None,
         v6: None,
         lookups: HashMap::new(),
+        proxies: Proxies::new(resolver_tx.clone()),
         resolver_tx,
         done: Vec::new(),
     };
@@ -204,7 +225,7 @@ async fn readable(socket: Option<&UdpSocket>) {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
@@ -217,13 +238,17 @@ impl State {
             Command::Start(start) => self.start(start),
             Command::Cancel(id) => {
                 self.session.cancel(id, Instant::now());
+                self.proxies.cancel(id);
                 for lookup in self.lookups.values_mut() {
                     if let Lookup::Pending(waiting) = lookup {
                         waiting.retain(|s| s.id != id);
                     }
                 }
             }
-            Command::ForgetConnectionIds => self.session.forget_connection_ids(),
+            Command::ForgetConnectionIds => {
+                self.session.forget_connection_ids();
+                self.proxies.forget_connection_ids();
+            }
             Command::Stats(reply) => {
                 let _ = reply.send(DriverStats {
                     session: self.session.stats(),
@@ -231,13 +256,23 @@ impl State {
                     queued: self.session.queued(),
                     sockets: usize::from(self.v4.is_some()) + usize::from(self.v6.is_some()),
                     cached_connection_ids: self.session.connection_ids().len(),
+                    proxy: self.proxies.stats(),
                 });
             }
             Command::Resolved { host, port, result } => self.resolved(host, port, result),
+            Command::ProxyCompleted(batch) => self.done.extend(batch),
         }
     }
 
     fn start(&mut self, start: StartRequest) {
+        let remote_dns = start.target.proxy.as_ref().is_some_and(|p| p.remote_dns);
+        if remote_dns && start.target.literal.is_none() {
+            // socks5h://: the proxy resolves the name; it is never looked up here.
+            let name = strip_brackets(&start.target.host).as_bytes().to_vec();
+            let port = start.target.port;
+            self.proxies.start(start, Address::Name(name, port));
+            return;
+        }
         if let Some(ip) = start.target.literal {
             let tracker = SocketAddr::new(ip, start.target.port);
             self.begin(start, tracker, None);
@@ -323,6 +358,10 @@ impl State {
             self.fail_now(start.id, RequestError::Send(message));
             return;
         }
+        if start.target.proxy.is_some() {
+            self.proxies.start(start, Address::Ip(tracker));
+            return;
+        }
         self.session.start_with_fallback(
             Instant::now(),
             start.id,
@@ -403,20 +442,31 @@ impl State {
 }
 
 fn bind(v4: bool) -> io::Result<UdpSocket> {
-    let (domain, any) = if v4 {
-        (Domain::IPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    let any = if v4 {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
-        (Domain::IPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    bind_udp(SocketAddr::new(any, 0))
+}
+
+/// A non-blocking UDP socket bound to `local`, with large buffers; also the
+/// relay socket of a SOCKS5 association (`proxy.rs`).
+pub(crate) fn bind_udp(local: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = if local.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
     };
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    if !v4 {
+    if local.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     // Best effort: the kernel caps these at net.core.rmem_max / wmem_max.
     let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
     let _ = socket.set_send_buffer_size(SEND_BUFFER);
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::new(any, 0).into())?;
+    socket.bind(&local.into())?;
     UdpSocket::from_std(socket.into())
 }
 
