@@ -32,6 +32,13 @@ declare namespace UdpTrackerClass {
     auth?: { user: string | Uint8Array, password: string | Uint8Array }
     /** libtorrent's request-string extension, at most 255 bytes (off by default). */
     requestString?: string | Uint8Array
+    /**
+     * Send every datagram through this SOCKS5 proxy (UDP ASSOCIATE), never directly:
+     * `'socks5://[user:password@]host[:port]'` resolves tracker host names here,
+     * `'socks5h://…'` lets the proxy resolve them. Port 1080 when absent. Default none.
+     * Failures reject with code `ERR_PROXY` (the class emits the message).
+     */
+    proxy?: string
   }
 
   export interface TrackerOptions extends RequestOptions {
@@ -106,7 +113,7 @@ declare namespace UdpTrackerClass {
     proxy: ProxyStats
   }
 
-  interface ProxyStats {
+  export interface ProxyStats {
     /** Associations up: one TCP control connection and one UDP relay socket each. */
     associations: number
     sent: number
@@ -121,7 +128,7 @@ declare namespace UdpTrackerClass {
     droppedMalformed: number
   }
 
-  export type ErrorCode = 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'
+  export type ErrorCode = 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_PROXY' | 'ERR_ABORTED'
 
   /** A rejection of the promise API: the 1.2.0 text and a stable code. */
   export interface TrackerError extends Error {
@@ -240,6 +247,7 @@ declare namespace UdpTrackerClass {
     connectionIdCache?: boolean
     auth?: { user: string | Buffer, password: string | Buffer }
     requestString?: string | Buffer
+    proxy?: RequestOptions['proxy']
   }
 
   interface ClientAnnounceOptions {
@@ -273,7 +281,7 @@ declare namespace UdpTrackerClass {
   interface ClientWarning extends Error {
     /** The tracker, when the warning is about one. */
     announce?: string
-    code?: 'ERR_TRACKER_TIMEOUT' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_ERROR' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'
+    code?: 'ERR_TRACKER_TIMEOUT' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_ERROR' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_PROXY' | 'ERR_ABORTED'
   }
 
   class Client extends EventEmitter {

@@ -225,3 +225,62 @@ test('a proxy that breaks the handshake: ERR_PROXY saying how, and nothing sent 
   }
   assert.equal(tracker.received.length, 0)
 })
+
+test('the Client passes proxy on to every request: the tracker sees only relayed datagrams', async (t) => {
+  const { tracker, proxy } = await fixtures(t, { users: { alice: 'secret' } })
+  const client = new UdpTracker.Client({
+    infoHash: HASH, peerId: PEER_ID, port: 6881, announce: [tracker.url], proxy: proxy.url('alice', 'secret')
+  })
+  const update = nextEvent(client, ['update', 'warning', 'error'], 10000)
+  client.start()
+  const event = await update
+  assert.equal(event.name, 'update', `got ${event.name}: ${event.value}`)
+  const stopped = nextEvent(client, ['update', 'warning', 'error'], 10000)
+  client.stop() // its 'stopped' goes through the proxy too
+  assert.equal((await stopped).name, 'update')
+  await new Promise((resolve) => client.destroy(resolve))
+  assert.deepEqual(proxy.auths, [{ user: 'alice', password: 'secret', ok: true }])
+  assert.deepEqual(tracker.received.map((r) => r.type), ['connect', 'announce', 'announce'])
+  assert.equal(tracker.received.length, proxy.relayed.length, 'every datagram the tracker got was relayed')
+  assert.ok(proxy.relayed.every((r) => r.to.port === tracker.port))
+  const source = tracker.received[0].rinfo.port
+  assert.ok(tracker.received.every((r) => r.rinfo.port === source), 'all from the relay\'s one outbound socket')
+})
+
+test('the Client with a wrong proxy password: a warning coded ERR_PROXY, and the tracker gets nothing', async (t) => {
+  const { tracker, proxy } = await fixtures(t, { users: { alice: 'secret' } })
+  const client = new UdpTracker.Client({
+    infoHash: HASH, peerId: PEER_ID, port: 6881, announce: [tracker.url], proxy: proxy.url('alice', 'hunter2')
+  })
+  t.after(() => client.destroy())
+  const warning = nextEvent(client, ['update', 'warning', 'error'], 10000)
+  client.start()
+  const event = await warning
+  assert.equal(event.name, 'warning')
+  assert.equal(event.value.code, 'ERR_PROXY')
+  assert.match(event.value.message, /^SOCKS5 proxy 127\.0\.0\.1:\d+: authentication rejected/)
+  assert.ok(!event.value.message.includes('hunter2'), 'the password is not in the warning')
+  assert.equal(tracker.received.length, 0)
+})
+
+test('the CLI: a bad --proxy is a usage error naming the flag; a refused one exits 1 with ERR_PROXY', async (t) => {
+  const path = require('node:path')
+  const { execFile } = require('node:child_process')
+  const cli = path.join(__dirname, '..', 'bin', 'udp-tracker.js')
+  const run = (args) => new Promise((resolve) => execFile(process.execPath, [cli, ...args], { timeout: 20000 },
+    (err, stdout, stderr) => resolve({ status: err ? err.code : 0, stdout, stderr })))
+  for (const command of [['announce', 'udp://127.0.0.1:6969', HASH], ['scrape', 'udp://127.0.0.1:6969', HASH]]) {
+    const bad = await run([...command, '--proxy', 'http://user:hunter2@127.0.0.1:1080'])
+    assert.equal(bad.status, 2, bad.stderr)
+    assert.match(bad.stderr, /^udp-tracker: --proxy must be a socks5:\/\/\[user:password@\]host:port or socks5h:\/\/ URL: unsupported scheme http:/)
+    assert.ok(!bad.stderr.includes('hunter2') && !bad.stderr.includes('opts.proxy') && !bad.stderr.includes('params.proxy'))
+  }
+  const { tracker, proxy } = await fixtures(t, { users: { alice: 'secret' } })
+  const refused = await run(['announce', tracker.url, HASH, '--port', '6881', '--json', '--proxy', proxy.url('alice', 'hunter2')])
+  assert.equal(refused.status, 1, refused.stderr)
+  const { error } = JSON.parse(refused.stdout)
+  assert.equal(error.code, 'ERR_PROXY')
+  assert.match(error.message, /authentication rejected/)
+  assert.ok(!refused.stdout.includes('hunter2'))
+  assert.equal(tracker.received.length, 0)
+})

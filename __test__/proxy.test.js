@@ -89,7 +89,8 @@ test('through danted', { skip, timeout: 180000 }, async (t) => {
     const infoHash = randomHash()
     const cli = path.join(__dirname, '..', 'bin', 'udp-tracker.js')
     const out = await new Promise((resolve, reject) => execFile(process.execPath,
-      [cli, 'announce', tracker.url, infoHash, '--proxy', proxy.url, '--port', '10005', '--json'],
+      // --stay: no 'stopped' after the answer, so the peer is still there to be seen.
+      [cli, 'announce', tracker.url, infoHash, '--proxy', proxy.url, '--port', '10005', '--stay', '--json'],
       { timeout: 20000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))))
     assert.equal(JSON.parse(out).interval > 0, true)
     const direct = await announceOnce(tracker.url, infoHash, 6, {})

@@ -18,10 +18,14 @@ function packageApi () {
 const TIMEOUT = /^tracker is not responding after:/
 const BAD_RESPONSE = /^(connect response is not 16 bytes long|announce response should be 20 bytes|error action response is not 9 bytes long|unsupported event:|announce response has a truncated peer entry)/
 
-function failure (message) {
+// The engine's ERR_PROXY text (src/proxy.rs), for requests through a proxy only.
+const PROXY = /^SOCKS5 proxy /
+
+function failure (message, proxied) {
   const err = new Error(message)
   if (TIMEOUT.test(message)) err.code = 'ERR_TRACKER_TIMEOUT'
   else if (BAD_RESPONSE.test(message)) err.code = 'ERR_BAD_RESPONSE'
+  else if (proxied && PROXY.test(message)) err.code = 'ERR_PROXY'
   return err
 }
 
@@ -36,7 +40,7 @@ function onUpdate (reply) {
 function onError (message) {
   const sink = this._sink
   this.destroy()
-  sink.onFailure(failure(String(message)))
+  sink.onFailure(failure(String(message), this._proxied))
 }
 
 /**
@@ -56,6 +60,7 @@ function announce (url, peerId, infoHash, opts, event, counters, sink) {
     return handle
   }
   tracker._sink = sink
+  tracker._proxied = opts.proxy !== undefined && opts.proxy !== null
   tracker.on('update', onUpdate)
   tracker.on('error', onError)
   tracker.announce(event, counters)
