@@ -11,7 +11,7 @@ const assert = require('node:assert/strict')
 const dgram = require('node:dgram')
 const UdpTracker = require('..')
 const { ScriptServer, connectReply, announceReply, nextEvent } = require('./helpers/script-server')
-const { SocksServer } = require('./helpers/socks-server')
+const { SocksServer, listenOnFreshPort } = require('./helpers/socks-server')
 
 const HASH = 'cd'.repeat(20)
 const PEER_ID = '-PX0001-000000000000'
@@ -212,8 +212,7 @@ test('a proxy that breaks the handshake: ERR_PROXY saying how, and nothing sent 
         else socket.write(reply)
       })
     })
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address()
+    const port = await listenOnFreshPort(server, '127.0.0.1')
     try {
       await assert.rejects(UdpTracker.announce(tracker.url, params(`socks5://127.0.0.1:${port}`), { timeout: 20000 }), {
         code: 'ERR_PROXY',

@@ -88,11 +88,7 @@ function reader (socket) {
 class SocksServer {
   static async create (options = {}) {
     const server = new SocksServer(options)
-    await new Promise((resolve, reject) => {
-      server.tcp.once('error', reject)
-      server.tcp.listen(0, server.host, resolve)
-    })
-    server.port = server.tcp.address().port
+    server.port = await listenOnFreshPort(server.tcp, server.host)
     return server
   }
 
@@ -197,4 +193,41 @@ class SocksServer {
   }
 }
 
-module.exports = { SocksServer, encodeAddress, decodeAddress }
+// The engine keeps one association per proxy address for the whole process,
+// with its backoff after a failure: a proxy on a port an earlier proxy of
+// this process had would inherit that state. So each gets a port no earlier
+// one had (as ScriptServer does for trackers).
+const usedPorts = new Set()
+
+/** Listens `server` (a net.Server) on `host`, on a port this process has not listened on; returns it. */
+async function listenOnFreshPort (server, host) {
+  const held = []
+  try {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const probe = attempt === 0 ? server : net.createServer()
+      await new Promise((resolve, reject) => {
+        probe.once('error', reject)
+        probe.listen(0, host, () => { probe.off('error', reject); resolve() })
+      })
+      const { port } = probe.address()
+      if (!usedPorts.has(`${host}:${port}`)) {
+        usedPorts.add(`${host}:${port}`)
+        if (probe === server) return port
+        // Free port found on a probe: hold it, move the server there.
+        await new Promise((resolve) => server.close(resolve))
+        await new Promise((resolve) => probe.close(resolve))
+        await new Promise((resolve, reject) => {
+          server.once('error', reject)
+          server.listen(port, host, () => { server.off('error', reject); resolve() })
+        })
+        return port
+      }
+      if (probe !== server) held.push(probe) // held open so the next listen cannot pick it again
+    }
+    throw new Error(`could not listen on a port of ${host} that this process has not used before`)
+  } finally {
+    for (const probe of held) probe.close()
+  }
+}
+
+module.exports = { SocksServer, listenOnFreshPort, encodeAddress, decodeAddress }
