@@ -6,7 +6,7 @@
 // shapes the results.
 
 const { isIP } = require('node:net')
-const { TestTracker } = require('./binding.js')
+const { TestTracker } = require('./lib/native.js')
 
 const DEFAULTS = {
   host: '127.0.0.1',
