@@ -277,7 +277,7 @@ function startServe (args) {
 test('udp-tracker serve prints its URL, a line per N requests, and a summary on SIGTERM', async () => {
   const serve = startServe(['--port', '0', '--every', '2'])
   const url = await serve.url
-  const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'udp-tracker.js'), 'announce', url, hash('cli').toString('hex'), '--json'], { encoding: 'utf8' })
+  const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'udp-tracker.js'), 'announce', url, hash('cli').toString('hex'), '--port', '6881', '--stay', '--json'], { encoding: 'utf8' })
   assert.equal(cli.status, 0, cli.stderr)
   assert.equal(JSON.parse(cli.stdout).leechers, 0, 'the CLI announces as a seeder (left 0)')
   while (!/2 requests/.test(serve.output().out)) await new Promise((resolve) => setTimeout(resolve, 50))
