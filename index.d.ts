@@ -32,6 +32,13 @@ declare namespace UdpTrackerClass {
     auth?: { user: string | Uint8Array, password: string | Uint8Array }
     /** libtorrent's request-string extension, at most 255 bytes (off by default). */
     requestString?: string | Uint8Array
+    /**
+     * Send every datagram through this SOCKS5 proxy (UDP ASSOCIATE), never directly:
+     * `'socks5://[user:password@]host[:port]'` resolves tracker host names here,
+     * `'socks5h://…'` lets the proxy resolve them. Port 1080 when absent. Default none.
+     * Failures reject with code `ERR_PROXY` (the class emits the message).
+     */
+    proxy?: string
   }
 
   export interface TrackerOptions extends RequestOptions {
@@ -119,9 +126,26 @@ declare namespace UdpTrackerClass {
       retransmits: number
       losses: number
     }>
+    /** Requests through SOCKS5 proxies (`opts.proxy`), not counted above. */
+    proxy: ProxyStats
   }
 
-  export type ErrorCode = 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_ABORTED'
+  export interface ProxyStats {
+    /** Associations up: one TCP control connection and one UDP relay socket each. */
+    associations: number
+    sent: number
+    received: number
+    inFlight: number
+    cachedConnectionIds: number
+    droppedWrongSource: number
+    /** Datagrams on a relay socket from another address than the relay's. */
+    droppedRelaySource: number
+    /** SOCKS5 datagram fragments (FRAG ≠ 0), never reassembled. */
+    droppedFragments: number
+    droppedMalformed: number
+  }
+
+  export type ErrorCode = 'ERR_TRACKER_ERROR' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_TIMEOUT' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_PROXY' | 'ERR_ABORTED'
 
   /** A rejection of the promise API: the 1.2.0 text and a stable code. */
   export interface TrackerError extends Error {
@@ -240,6 +264,7 @@ declare namespace UdpTrackerClass {
     connectionIdCache?: boolean
     auth?: { user: string | Buffer, password: string | Buffer }
     requestString?: string | Buffer
+    proxy?: RequestOptions['proxy']
   }
 
   interface ClientAnnounceOptions {
@@ -274,7 +299,7 @@ declare namespace UdpTrackerClass {
     /** The tracker, when the warning is about one. */
     announce?: string
     /** Set for every failed request (`ERR_TRACKER_ERROR`: the tracker's own error message); not for a bad URL. */
-    code?: 'ERR_TRACKER_TIMEOUT' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_ERROR' | 'ERR_DNS' | 'ERR_SEND'
+    code?: 'ERR_TRACKER_TIMEOUT' | 'ERR_BAD_RESPONSE' | 'ERR_TRACKER_ERROR' | 'ERR_DNS' | 'ERR_SEND' | 'ERR_PROXY'
   }
 
   class Client extends EventEmitter {

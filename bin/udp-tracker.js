@@ -33,6 +33,7 @@ const COMMON_OPTIONS = {
   timeout: { type: 'string' },
   'retransmit-timeout': { type: 'string' },
   attempts: { type: 'string' },
+  proxy: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false }
 }
@@ -98,6 +99,9 @@ Common flags:
                     base of the retransmission schedule: the k-th wait is
                     MS * 2^k; default ${DEFAULT_RETRANSMIT_MS} (waits of 2, 4, 8 s...)
   --attempts N      sends per request phase, 1-8; default 8
+  --proxy URL       send every datagram through this SOCKS5 proxy, never directly:
+                    socks5://[user:password@]host[:port] (the tracker's name
+                    resolved here) or socks5h://... (resolved by the proxy)
   --json            one JSON document on stdout, failures included:
                     { "error": { "code", "message" } }
 
@@ -123,6 +127,7 @@ const LIBRARY_NAMES = [
   [/\bparams\.numWant\b/g, '--num-want'],
   [/\b(?:params|opts)\._timeout\b/g, '--retransmit-timeout'],
   [/\b(?:params|opts)\.maxAttempts\b/g, '--attempts'],
+  [/\b(?:params|opts)\.proxy\b/g, '--proxy'],
   [/\boptions\.timeout\b/g, '--timeout']
 ]
 
@@ -164,7 +169,8 @@ function requestOptions (values) {
     timeout,
     library: {
       _timeout: integer(values['retransmit-timeout'], 'retransmit-timeout', 1, LONGEST_TIMER_MS) ?? DEFAULT_RETRANSMIT_MS,
-      maxAttempts: integer(values.attempts, 'attempts', 1, 8)
+      maxAttempts: integer(values.attempts, 'attempts', 1, 8),
+      proxy: values.proxy
     }
   }
 }

@@ -22,7 +22,7 @@ const U64_MAX = (1n << 64n) - 1n
 const NONE = Object.freeze([])
 // Options of UdpTracker a Client passes on to every request, by the same name.
 const TRACKER_OPTIONS = ['_timeout', 'maxAttempts', 'numWant', 'family', 'strictSource', 'key', 'ip',
-  'connectionIdCache', 'auth', 'requestString']
+  'connectionIdCache', 'auth', 'requestString', 'proxy']
 // A tracker error that means "this tracker will never take this torrent": stop
 // announcing it there (libtorrent and Transmission do the same).
 const NOT_REGISTERED = /not registered|unregistered|not authori[sz]ed|unauthori[sz]ed|not allowed|disallowed|forbidden|torrent not found|unknown torrent|info_?hash not found|not on (this|the) tracker|blacklisted|banned/i

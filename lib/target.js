@@ -23,17 +23,20 @@ function targetFor (announceUrl, opts, prefix) {
   const { host, port, path } = parseAnnounceUrl(announceUrl)
   const o = checkRequestOptions(opts, prefix)
   const withExtensions = o.authUser !== undefined || o.requestString !== undefined
+  // A proxy is named by its URL's SHA-256 (lib/validate.js), never its password.
+  const proxyKey = o.proxy === undefined ? '-' : o.proxy.key
   // Instances are mostly created in runs with the same URL and options.
   if (!withExtensions && last !== null && last.url === announceUrl && last.family === o.family &&
       last.timeoutMs === o.timeoutMs && last.maxAttempts === o.maxAttempts &&
-      last.strictSource === o.strictSource && last.reuseConnectionId === o.reuseConnectionId) {
+      last.strictSource === o.strictSource && last.reuseConnectionId === o.reuseConnectionId &&
+      last.proxyKey === proxyKey) {
     return last.target
   }
   // Targets with libtorrent's extensions are not shared: the key would have
   // to hold the password. Every field but the last has no spaces.
   const key = withExtensions
     ? null
-    : `${host} ${port} ${o.family} ${o.timeoutMs} ${o.maxAttempts} ${o.strictSource} ${o.reuseConnectionId} ${path}`
+    : `${host} ${port} ${o.family} ${o.timeoutMs} ${o.maxAttempts} ${o.strictSource} ${o.reuseConnectionId} ${proxyKey} ${path}`
   let target = key === null ? undefined : targets.get(key)
   if (target === undefined) {
     target = Object.freeze({
@@ -48,7 +51,8 @@ function targetFor (announceUrl, opts, prefix) {
         urlData: Buffer.from(path),
         authUser: o.authUser,
         authPassword: o.authPassword,
-        requestString: o.requestString
+        requestString: o.requestString,
+        proxy: o.proxy === undefined ? undefined : o.proxy.args
       }),
       timeoutMs: o.timeoutMs
     })
@@ -57,7 +61,18 @@ function targetFor (announceUrl, opts, prefix) {
       targets.set(key, target)
     }
   }
-  if (!withExtensions) last = { url: announceUrl, ...o, target }
+  if (!withExtensions) {
+    last = {
+      url: announceUrl,
+      family: o.family,
+      timeoutMs: o.timeoutMs,
+      maxAttempts: o.maxAttempts,
+      strictSource: o.strictSource,
+      reuseConnectionId: o.reuseConnectionId,
+      proxyKey,
+      target
+    }
+  }
   return target
 }
 

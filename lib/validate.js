@@ -5,7 +5,7 @@
 // and default of the JS side; the engine's own limits come from the binding.
 
 const net = require('net')
-const { randomBytes } = require('crypto')
+const { createHash, randomBytes } = require('crypto')
 const native = require('./native.js')
 
 const LIMITS = Object.freeze({
@@ -163,6 +163,62 @@ function checkExtensions (opts, prefix) {
   return out
 }
 
+// `opts.proxy`, parsed once per distinct URL. Keyed by the URL's SHA-256, so
+// that no long-lived key holds the password the URL may carry.
+const PARSED_PROXIES_KEPT = 1024
+const parsedProxies = new Map()
+
+/**
+ * `socks5://[user:password@]host[:port]` (tracker names resolved here) or
+ * `socks5h://…` (names sent to the proxy). Port 1080 when absent, as curl.
+ * Returns undefined for no proxy, else { args, key }: the TrackerTarget's
+ * ProxyArgs (src/binding.rs), and the URL's SHA-256 that names the proxy in
+ * target keys without holding its password.
+ */
+function checkProxy (value, name) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a socks5:// or socks5h:// URL string`)
+  const key = createHash('sha256').update(value).digest('base64')
+  let parsed = parsedProxies.get(key)
+  if (parsed === undefined) {
+    parsed = Object.freeze({ args: parseProxy(value, name), key })
+    if (parsedProxies.size >= PARSED_PROXIES_KEPT) parsedProxies.clear()
+    parsedProxies.set(key, parsed)
+  }
+  return parsed
+}
+
+function parseProxy (value, name) {
+  // Never quote the URL: it may hold a password.
+  const bad = (why) => new TypeError(`${name} must be a socks5://[user:password@]host:port or socks5h:// URL: ${why}`)
+  let url
+  try {
+    url = new URL(value)
+  } catch {
+    throw bad('not a valid URL')
+  }
+  if (url.protocol !== 'socks5:' && url.protocol !== 'socks5h:') throw bad(`unsupported scheme ${url.protocol}`)
+  if (url.hostname === '') throw bad('no host')
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') throw bad('no path, query or fragment allowed')
+  const port = url.port === '' ? 1080 : Number(url.port)
+  if (port === 0) throw bad('port 0')
+  const args = { host: url.hostname, port, remoteDns: url.protocol === 'socks5h:' }
+  if (url.username !== '' || url.password !== '' || value.includes('@')) {
+    let username, password
+    try {
+      username = Buffer.from(decodeURIComponent(url.username))
+      password = Buffer.from(decodeURIComponent(url.password))
+    } catch {
+      throw bad('bad percent-encoding in the user name or password')
+    }
+    if (username.length < 1 || username.length > 255) throw bad('the user name must be 1 to 255 bytes')
+    if (password.length > 255) throw bad('the password must be at most 255 bytes')
+    args.username = username
+    args.password = password
+  }
+  return Object.freeze(args)
+}
+
 function checkOptions (opts, name = 'opts') {
   if (opts === undefined || opts === null) return {}
   if (typeof opts !== 'object') throw new TypeError(`${name} must be an object`)
@@ -214,14 +270,15 @@ const DEFAULT_REQUEST_OPTIONS = Object.freeze({
   reuseConnectionId: true,
   authUser: undefined,
   authPassword: undefined,
-  requestString: undefined
+  requestString: undefined,
+  proxy: undefined
 })
 
 /** The request options that define a target, checked (see lib/target.js). */
 function checkRequestOptions (opts, prefix) {
   if (opts.family === undefined && opts._timeout === undefined && opts.maxAttempts === undefined &&
       opts.strictSource === undefined && opts.connectionIdCache === undefined && opts.auth === undefined &&
-      opts.requestString === undefined) {
+      opts.requestString === undefined && opts.proxy === undefined) {
     return DEFAULT_REQUEST_OPTIONS
   }
   return {
@@ -230,7 +287,8 @@ function checkRequestOptions (opts, prefix) {
     maxAttempts: checkInteger(opts.maxAttempts, `${prefix}.maxAttempts`, 1, LIMITS.maxAttempts, LIMITS.maxAttempts),
     strictSource: checkBoolean(opts.strictSource, `${prefix}.strictSource`, true),
     reuseConnectionId: checkBoolean(opts.connectionIdCache, `${prefix}.connectionIdCache`, true),
-    ...checkExtensions(opts, prefix)
+    ...checkExtensions(opts, prefix),
+    proxy: checkProxy(opts.proxy, `${prefix}.proxy`)
   }
 }
 

@@ -20,6 +20,7 @@ use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::driver::{Command, Driver, Family, StartRequest, Target};
+use crate::proxy::{ProxyConfig, ProxyKey, ProxyStats};
 use sha1::{Digest, Sha1};
 
 use crate::proto::{AnnounceEvent, Authentication, InfoHash, LibtorrentExtensions, PeerId};
@@ -72,6 +73,38 @@ pub struct TargetArgs {
     pub auth_password: Option<Buffer>,
     /// libtorrent request-string extension (at most 255 bytes).
     pub request_string: Option<Buffer>,
+    /// A SOCKS5 proxy every request goes through (`opts.proxy`).
+    pub proxy: Option<ProxyArgs>,
+}
+
+/// `opts.proxy`, parsed by `lib/validate.js`: `socks5://[user:password@]host:port`,
+/// or `socks5h://…` (`remote_dns`: tracker host names go to the proxy).
+#[napi(object)]
+pub struct ProxyArgs {
+    pub host: String,
+    pub port: u32,
+    pub remote_dns: bool,
+    /// RFC 1929: 1 to 255 bytes, with `password` (0 to 255 bytes).
+    pub username: Option<Buffer>,
+    pub password: Option<Buffer>,
+}
+
+/// Counters of the requests through SOCKS5 proxies.
+#[napi(object)]
+pub struct ProxyStatsJs {
+    /// Associations up: one TCP control connection and one UDP relay socket each.
+    pub associations: u32,
+    pub sent: f64,
+    pub received: f64,
+    pub in_flight: u32,
+    pub cached_connection_ids: u32,
+    /// Replies from the relay with another source than the tracker's (strictSource).
+    pub dropped_wrong_source: f64,
+    /// Datagrams on a relay socket from another address than the relay's.
+    pub dropped_relay_source: f64,
+    /// Datagram fragments (FRAG ≠ 0), never reassembled.
+    pub dropped_fragments: f64,
+    pub dropped_malformed: f64,
 }
 
 /// A tracker and the options of the requests sent to it. JS holds it (shared
@@ -113,7 +146,10 @@ impl TrackerTarget {
         Ok(TrackerTarget {
             extensions: extensions(&args)?,
             url_data: args.url_data.to_vec(),
-            target: Arc::new(Target::new(args.host, port, family, options)),
+            target: Arc::new(with_proxy(
+                Target::new(args.host, port, family, options),
+                args.proxy,
+            )?),
         })
     }
 }
@@ -192,12 +228,13 @@ const DONE_ANNOUNCED: u32 = 0;
 const DONE_SCRAPED: u32 = 1;
 /// Failed: `DONE_FAILED + ` the index of its code in `ERROR_CODES`.
 const DONE_FAILED: u32 = 2;
-const ERROR_CODES: [&str; 5] = [
+const ERROR_CODES: [&str; 6] = [
     "ERR_TRACKER_ERROR",
     "ERR_BAD_RESPONSE",
     "ERR_TRACKER_TIMEOUT",
     "ERR_DNS",
     "ERR_SEND",
+    "ERR_PROXY",
 ];
 
 /// Error codes by failure status minus 2, for `lib/engine.js`.
@@ -323,6 +360,7 @@ impl Engine {
                     losses: t.losses as f64,
                 })
                 .collect(),
+            proxy: proxy_stats(&s.proxy),
         })
     }
 }
@@ -365,6 +403,8 @@ pub struct EngineStats {
     pub sockets: u32,
     pub cached_connection_ids: u32,
     pub trackers: Vec<TrackerStatsJs>,
+    /// Requests through SOCKS5 proxies (`opts.proxy`), not counted above.
+    pub proxy: ProxyStatsJs,
 }
 
 /// Reads one record at the start of `bytes`: the request (None when it was
@@ -505,6 +545,55 @@ fn error_code(error: &RequestError) -> u32 {
         RequestError::Timeout { .. } => 2,
         RequestError::Resolve(_) => 3,
         RequestError::Send(_) => 4,
+        RequestError::Proxy(_) => 5,
+    }
+}
+
+fn with_proxy(target: Target, proxy: Option<ProxyArgs>) -> Result<Target> {
+    let Some(p) = proxy else {
+        return Ok(target);
+    };
+    let credentials =
+        match (p.username, p.password) {
+            (None, None) => None,
+            (Some(user), Some(password))
+                if (1..=255).contains(&user.len()) && password.len() <= 255 =>
+            {
+                Some((user.to_vec(), password.to_vec()))
+            }
+            _ => return Err(range_error(
+                "opts.proxy user name must be 1 to 255 bytes, with a password of at most 255 bytes",
+            )),
+        };
+    if p.host.is_empty() || p.port == 0 {
+        return Err(range_error(
+            "opts.proxy needs a host and a port from 1 to 65535",
+        ));
+    }
+    let key = ProxyKey {
+        host: p.host,
+        port: port(p.port, "opts.proxy port")?,
+        credentials,
+    };
+    Ok(target.with_proxy(ProxyConfig {
+        key,
+        remote_dns: p.remote_dns,
+    }))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn proxy_stats(s: &ProxyStats) -> ProxyStatsJs {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    ProxyStatsJs {
+        associations: count(s.associations),
+        sent: s.session.sent as f64,
+        received: s.session.received as f64,
+        in_flight: count(s.in_flight),
+        cached_connection_ids: count(s.cached_connection_ids),
+        dropped_wrong_source: s.session.dropped_wrong_source as f64,
+        dropped_relay_source: s.dropped_relay_source as f64,
+        dropped_fragments: s.dropped_fragments as f64,
+        dropped_malformed: s.dropped_malformed as f64,
     }
 }
 
@@ -591,6 +680,10 @@ mod tests {
         assert_eq!(
             codes[error_code(&RequestError::Send(String::new())) as usize],
             "ERR_SEND"
+        );
+        assert_eq!(
+            codes[error_code(&RequestError::Proxy(String::new())) as usize],
+            "ERR_PROXY"
         );
     }
 

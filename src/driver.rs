@@ -16,6 +16,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::proto::socks5::Address;
+use crate::proxy::{Proxies, ProxyConfig, ProxyStats};
 use crate::session::{
     Completion, Outcome, RequestError, RequestId, RequestKind, RequestOptions, Scope, Session,
     Stats,
@@ -42,6 +44,8 @@ pub struct Target {
     pub options: RequestOptions,
     /// `host` parsed as an address, when it is one.
     literal: Option<IpAddr>,
+    /// The SOCKS5 proxy every request to this target goes through (`proxy.rs`).
+    proxy: Option<ProxyConfig>,
 }
 
 impl Target {
@@ -53,7 +57,18 @@ impl Target {
             family,
             options,
             literal,
+            proxy: None,
         }
+    }
+
+    /// Sends every request to this target through `proxy`, never directly.
+    pub fn with_proxy(mut self, proxy: ProxyConfig) -> Target {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    pub fn proxy(&self) -> Option<&ProxyConfig> {
+        self.proxy.as_ref()
     }
 }
 
@@ -65,6 +80,16 @@ pub struct StartRequest {
     /// Whose cached connection ids the request may reuse: the instance's
     /// own (class API, never 0), or 0, shared by every promise-API call.
     pub scope: Scope,
+}
+
+impl StartRequest {
+    /// The target's options with this request's connection-id scope.
+    pub fn options(&self) -> RequestOptions {
+        RequestOptions {
+            scope: self.scope,
+            ..self.target.options.clone()
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -80,6 +105,8 @@ pub enum Command {
         port: u16,
         result: Result<Vec<SocketAddr>, String>,
     },
+    /// Requests through a proxy that finished (sent by its task in `proxy.rs`).
+    ProxyCompleted(Vec<Completion>),
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,6 +116,8 @@ pub struct DriverStats {
     pub queued: usize,
     pub sockets: usize,
     pub cached_connection_ids: usize,
+    /// Requests through SOCKS5 proxies (not counted above).
+    pub proxy: ProxyStats,
 }
 
 /// One tracker address's congestion state, as `stats()` shows it.
@@ -148,6 +177,7 @@ struct SharedStats {
     unhandled_starts: AtomicI64,
     unhandled_cancels: AtomicI64,
     trackers: Mutex<Vec<TrackerStats>>,
+    proxy: Mutex<ProxyStats>,
 }
 
 impl SharedStats {
@@ -170,6 +200,9 @@ impl SharedStats {
         store(&self.queued, count(s.queued));
         store(&self.sockets, count(s.sockets));
         store(&self.cached_connection_ids, count(s.cached_connection_ids));
+        if let Ok(mut proxy) = self.proxy.lock() {
+            *proxy = s.proxy;
+        }
     }
 
     fn publish_trackers(&self, session: &Session) {
@@ -224,6 +257,7 @@ impl SharedStats {
             queued: count(&self.queued),
             sockets: count(&self.sockets),
             cached_connection_ids: count(&self.cached_connection_ids),
+            proxy: self.proxy.lock().map(|p| *p).unwrap_or_default(),
         }
     }
 }
@@ -348,6 +382,7 @@ struct State {
     pruned: Instant,
     resolver_tx: mpsc::WeakUnboundedSender<Command>,
     done: Vec<Completion>,
+    proxies: Proxies,
 }
 
 async fn run(
@@ -363,6 +398,7 @@ async fn run(
         lookups: HashMap::new(),
         waiting_on: HashMap::new(),
         pruned: Instant::now(),
+        proxies: Proxies::new(resolver_tx.clone()),
         resolver_tx,
         done: Vec::new(),
     };
@@ -426,7 +462,7 @@ async fn readable(socket: Option<&UdpSocket>) {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
@@ -443,14 +479,19 @@ impl State {
             }
             Command::Cancel(id) => {
                 self.session.cancel(id, Instant::now());
+                self.proxies.cancel(id);
                 if let Some(key) = self.waiting_on.remove(&id) {
                     if let Some(Lookup::Pending(waiting)) = self.lookups.get_mut(&key) {
                         waiting.retain(|s| s.id != id);
                     }
                 }
             }
-            Command::ForgetConnectionIds => self.session.forget_connection_ids(),
+            Command::ForgetConnectionIds => {
+                self.session.forget_connection_ids();
+                self.proxies.forget_connection_ids();
+            }
             Command::Resolved { host, port, result } => self.resolved(host, port, result),
+            Command::ProxyCompleted(batch) => self.done.extend(batch),
         }
     }
 
@@ -461,10 +502,19 @@ impl State {
             queued: self.session.queued(),
             sockets: usize::from(self.v4.is_some()) + usize::from(self.v6.is_some()),
             cached_connection_ids: self.session.connection_ids().len(),
+            proxy: self.proxies.stats(),
         }
     }
 
     fn start(&mut self, start: StartRequest) {
+        let remote_dns = start.target.proxy.as_ref().is_some_and(|p| p.remote_dns);
+        if remote_dns && start.target.literal.is_none() {
+            // socks5h://: the proxy resolves the name; it is never looked up here.
+            let name = strip_brackets(&start.target.host).as_bytes().to_vec();
+            let port = start.target.port;
+            self.proxies.start(start, Address::Name(name, port));
+            return;
+        }
         if let Some(ip) = start.target.literal {
             let tracker = SocketAddr::new(ip, start.target.port);
             self.begin(start, tracker, None);
@@ -580,10 +630,11 @@ impl State {
             self.fail_now(start.id, RequestError::Send(message));
             return;
         }
-        let options = RequestOptions {
-            scope: start.scope,
-            ..start.target.options.clone()
-        };
+        if start.target.proxy.is_some() {
+            self.proxies.start(start, Address::Ip(tracker));
+            return;
+        }
+        let options = start.options();
         self.session.start_with_fallback(
             Instant::now(),
             start.id,
@@ -664,20 +715,31 @@ impl State {
 }
 
 fn bind(v4: bool) -> io::Result<UdpSocket> {
-    let (domain, any) = if v4 {
-        (Domain::IPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    let any = if v4 {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
-        (Domain::IPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    bind_udp(SocketAddr::new(any, 0))
+}
+
+/// A non-blocking UDP socket bound to `local`, with large buffers; also the
+/// relay socket of a SOCKS5 association (`proxy.rs`).
+pub(crate) fn bind_udp(local: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = if local.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
     };
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    if !v4 {
+    if local.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     // Best effort: the kernel caps these at net.core.rmem_max / wmem_max.
     let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
     let _ = socket.set_send_buffer_size(SEND_BUFFER);
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::new(any, 0).into())?;
+    socket.bind(&local.into())?;
     UdpSocket::from_std(socket.into())
 }
 

@@ -114,6 +114,9 @@ pub enum RequestError {
     Resolve(String),
     /// The datagram could not be sent (no route, no such family, ...).
     Send(String),
+    /// The SOCKS5 proxy the request must go through is not usable (see
+    /// `crate::proxy`); nothing was sent to the tracker directly.
+    Proxy(String),
 }
 
 impl fmt::Display for RequestError {
@@ -124,7 +127,9 @@ impl fmt::Display for RequestError {
             RequestError::Timeout { waited_ms } => {
                 write!(f, "tracker is not responding after:{waited_ms}")
             }
-            RequestError::Resolve(message) | RequestError::Send(message) => f.write_str(message),
+            RequestError::Resolve(message)
+            | RequestError::Send(message)
+            | RequestError::Proxy(message) => f.write_str(message),
         }
     }
 }
@@ -619,6 +624,23 @@ impl Session {
 
     /// A datagram the socket to `from`'s family received.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.handle_datagram_over(now, from, from.is_ipv6(), bytes);
+    }
+
+    /// Where the exchange with transaction id `tid` (connect or request) was
+    /// sent, while it is in flight.
+    pub fn destination_of(&self, tid: TransactionId) -> Option<SocketAddr> {
+        if let Some(exchange) = self.connects.get(&tid) {
+            return Some(exchange.tracker);
+        }
+        let id = self.request_tids.get(&tid)?;
+        self.requests.get(id).map(|r| r.tracker)
+    }
+
+    /// A datagram from `from`, which reached us over IPv6 when `v6` (so its
+    /// peers are 18-byte entries). The two differ only for a SOCKS5 relay
+    /// (`crate::proxy`), which reports the tracker's address in its header.
+    pub fn handle_datagram_over(&mut self, now: Instant, from: SocketAddr, v6: bool, bytes: &[u8]) {
         self.stats.received += 1;
         let Some(tid) = peek_transaction_id(bytes) else {
             self.stats.dropped_short += 1;
@@ -629,7 +651,7 @@ impl Session {
                 self.stats.dropped_wrong_source += 1;
                 return;
             }
-            let response = Response::parse(bytes, from.is_ipv6());
+            let response = Response::parse(bytes, v6);
             self.on_connect_reply(now, tid, from, response);
         } else if let Some(&id) = self.request_tids.get(&tid) {
             let Some(request) = self.requests.get(&id) else {
@@ -639,7 +661,7 @@ impl Session {
                 self.stats.dropped_wrong_source += 1;
                 return;
             }
-            let response = Response::parse(bytes, from.is_ipv6());
+            let response = Response::parse(bytes, v6);
             self.on_request_reply(now, id, from, response);
         } else if self.retired.contains(tid) {
             self.stats.dropped_late += 1;

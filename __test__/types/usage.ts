@@ -13,7 +13,8 @@ const options: UdpTracker.TrackerOptions = {
   strictSource: false,
   connectionIdCache: false,
   auth: { user: 'user', password: Buffer.from('secret') },
-  requestString: '/announce?passkey=x'
+  requestString: '/announce?passkey=x',
+  proxy: 'socks5h://user:password@127.0.0.1:1080'
 }
 const tracker = new UdpTracker(Buffer.alloc(20), 'aa'.repeat(20), 'udp://127.0.0.1:6969', options)
 new UdpTracker('-JS0001-abcdefghijkl', new Uint8Array(20), 'udp://[::1]:6969', { family: 6 }).destroy()
@@ -46,11 +47,19 @@ void Subclass
 const Same: typeof UdpTracker = UdpTracker.UdpTracker
 const Default: typeof UdpTracker = UdpTracker.default
 void Same; void Default
+// The Client's own samples are in client/usage.ts; here, that it is exported and takes proxy.
+const proxiedClient: UdpTracker.Client = new UdpTracker.Client({ infoHash: 'aa'.repeat(20), peerId: Buffer.alloc(20), announce: 'udp://127.0.0.1:6969', port: 6881, proxy: 'socks5://127.0.0.1:1080' })
+void proxiedClient
 UdpTracker.forgetConnectionIds()
 const stats: UdpTracker.Stats = UdpTracker.stats()
 const counters: number = stats.sent + stats.received + stats.droppedShort + stats.droppedUnknown + stats.droppedLate +
   stats.droppedWrongSource + stats.inFlight + stats.queued + stats.sockets + stats.cachedConnectionIds
 void counters
+const proxyStats: UdpTracker.ProxyStats = stats.proxy
+const proxyCounters: number = proxyStats.associations + proxyStats.sent + proxyStats.received + proxyStats.inFlight +
+  proxyStats.cachedConnectionIds + proxyStats.droppedWrongSource + proxyStats.droppedRelaySource +
+  proxyStats.droppedFragments + proxyStats.droppedMalformed
+void proxyCounters
 
 async function promiseApi (): Promise<void> {
   const controller = new AbortController()
@@ -59,7 +68,7 @@ async function promiseApi (): Promise<void> {
   }, { signal: controller.signal, timeout: 5000 })
   void update
   const counts = await UdpTracker.scrape('udp://127.0.0.1:6969', ['aa'.repeat(20), Buffer.alloc(20)], {
-    _timeout: 100, maxAttempts: 1, family: 4, strictSource: true, connectionIdCache: true, signal: AbortSignal.timeout(100), timeout: 200
+    _timeout: 100, maxAttempts: 1, family: 4, strictSource: true, connectionIdCache: true, proxy: 'socks5://[::1]:1080', signal: AbortSignal.timeout(100), timeout: 200
   })
   const r: UdpTracker.ScrapeResult | undefined = counts['aa'.repeat(20)]
   void r
@@ -67,7 +76,7 @@ async function promiseApi (): Promise<void> {
     await UdpTracker.announce('udp://127.0.0.1:6969', { infoHash: 'aa'.repeat(20), peerId: 'bb'.repeat(10) })
   } catch (err) {
     const code: UdpTracker.ErrorCode = (err as UdpTracker.TrackerError).code
-    const every: UdpTracker.ErrorCode[] = ['ERR_TRACKER_ERROR', 'ERR_BAD_RESPONSE', 'ERR_TRACKER_TIMEOUT', 'ERR_DNS', 'ERR_SEND', 'ERR_ABORTED']
+    const every: UdpTracker.ErrorCode[] = ['ERR_TRACKER_ERROR', 'ERR_BAD_RESPONSE', 'ERR_TRACKER_TIMEOUT', 'ERR_DNS', 'ERR_SEND', 'ERR_PROXY', 'ERR_ABORTED']
     void code; void every
   }
 }
@@ -88,6 +97,10 @@ void new UdpTracker(Buffer.alloc(20), Buffer.alloc(20), 'udp://127.0.0.1:6969', 
 // @ts-expect-error: not an error code
 const notACode: UdpTracker.ErrorCode = 'ERR_OTHER'
 void notACode
+// @ts-expect-error: a proxy is a URL string
+void new UdpTracker(Buffer.alloc(20), 'aa'.repeat(20), 'udp://127.0.0.1:6969', { proxy: { host: '127.0.0.1', port: 1080 } })
+// @ts-expect-error: so is the module-level scrape's
+void UdpTracker.scrape('udp://127.0.0.1:6969', ['aa'.repeat(20)], { proxy: 1080 })
 // @ts-expect-error: the promise announce needs an info hash
 void UdpTracker.announce('udp://127.0.0.1:6969', { peerId: 'x'.repeat(20) })
 

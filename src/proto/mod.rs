@@ -6,6 +6,7 @@
 
 mod request;
 mod response;
+pub mod socks5;
 
 pub use request::{
     AnnounceEvent, AnnounceParams, AnnounceRequest, Authentication, ConnectRequest,

@@ -10,7 +10,8 @@ const client = new Client({
   announceToAllTrackers: false,
   minInterval: 60000,
   _timeout: 1000,
-  family: 'auto'
+  family: 'auto',
+  proxy: 'socks5h://127.0.0.1:1080'
 })
 client.on('update', (u) => { const n: number = u.complete + u.incomplete; const a: string = u.announce; void n; void a })
 client.on('peer', (addr) => { const s: string = addr; void s })
@@ -29,5 +30,7 @@ const returned: UdpTracker.Client = Client.scrape({ announce: 'udp://127.0.0.1:6
   if (err === null && data !== undefined) void data
 })
 void returned
+// @ts-expect-error a proxy is a URL string
+void new Client({ infoHash: 'aa'.repeat(20), peerId: Buffer.alloc(20), announce: 'udp://127.0.0.1:1', port: 1, proxy: { host: 'x' } })
 // @ts-expect-error port is required
 void new Client({ infoHash: 'aa'.repeat(20), peerId: Buffer.alloc(20), announce: 'udp://127.0.0.1:1' })
