@@ -47,9 +47,6 @@ void Subclass
 const Same: typeof UdpTracker = UdpTracker.UdpTracker
 const Default: typeof UdpTracker = UdpTracker.default
 void Same; void Default
-// The Client's own samples are in client/usage.ts; here, that it is exported and takes proxy.
-const proxiedClient: UdpTracker.Client = new UdpTracker.Client({ infoHash: 'aa'.repeat(20), peerId: Buffer.alloc(20), announce: 'udp://127.0.0.1:6969', port: 6881, proxy: 'socks5://127.0.0.1:1080' })
-void proxiedClient
 UdpTracker.forgetConnectionIds()
 const stats: UdpTracker.Stats = UdpTracker.stats()
 const counters: number = stats.sent + stats.received + stats.droppedShort + stats.droppedUnknown + stats.droppedLate +
@@ -105,6 +102,6 @@ void UdpTracker.scrape('udp://127.0.0.1:6969', ['aa'.repeat(20)], { proxy: 1080 
 void UdpTracker.announce('udp://127.0.0.1:6969', { peerId: 'x'.repeat(20) })
 
 // The Client (typed in full by __test__/types/client/usage.ts).
-const client: UdpTracker.Client = new UdpTracker.Client({ infoHash: Buffer.alloc(20), peerId: Buffer.alloc(20), announce: ['udp://127.0.0.1:6969'], port: 6881 })
+const client: UdpTracker.Client = new UdpTracker.Client({ infoHash: Buffer.alloc(20), peerId: Buffer.alloc(20), announce: ['udp://127.0.0.1:6969'], port: 6881, proxy: 'socks5://127.0.0.1:1080' })
 client.on('warning', (err) => { void err.code })
 client.destroy()

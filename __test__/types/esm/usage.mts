@@ -38,6 +38,4 @@ void announce('udp://127.0.0.1:6969', { infoHash: Buffer.alloc(20), peerId: Buff
 void new UdpTracker(Buffer.alloc(20), Buffer.alloc(20), 'udp://127.0.0.1:6969', { port: '6881' })
 
 // The Client (typed in full by __test__/types/client/usage.ts).
-import { Client } from 'bittorrent-udp-tracker'
-const client: Client = new Client({ infoHash: Buffer.alloc(20), peerId: Buffer.alloc(20), announce: 'udp://127.0.0.1:6969', port: 6881 })
 client.destroy(() => {})
