@@ -994,8 +994,9 @@ async function main (args) {
     if (big) lines.push({ ...summarize('ours', BIG_N, [big]), big: true, sockets_alive: big.engine_alive && big.engine_alive.sockets, runs: [big] })
     const context = { ...info, tracker: tracker.version, deadline_s: args.deadlineS }
     fs.mkdirSync(path.dirname(args.out), { recursive: true })
-    fs.writeFileSync(args.out, lines.map((l) => JSON.stringify({ ...context, ...l })).join('\n') + '\n')
-    console.log(`\nwrote ${lines.length} lines to ${path.relative(process.cwd(), args.out) || args.out}`)
+    // Appended, as bench/burst.js does: the file is the history of every run.
+    fs.appendFileSync(args.out, lines.map((l) => JSON.stringify({ ...context, ...l })).join('\n') + '\n')
+    console.log(`\nappended ${lines.length} lines to ${path.relative(process.cwd(), args.out) || args.out}`)
     for (const [impl, why] of Object.entries(unavailable)) console.log(`SKIPPED ${IMPLS[impl].label}: ${why}`)
   } finally {
     await stopTracker()
