@@ -282,8 +282,8 @@ class Tier {
   }
 }
 
-// One scrape of one tracker (at most one packet's worth of hashes): the
-// engine's owner, told of its outcome.
+// One scrape of one tracker (the engine sends its hashes in packets the
+// tracker answers): the engine's owner, told of its outcome.
 class ScrapeRequest {
   constructor (client, tracker, hashes) {
     this.client = client
