@@ -44,7 +44,6 @@
 // built on first use). A tracker or implementation that is missing is skipped
 // with the reason. Only loopback addresses are used.
 
-const { spawn } = require('node:child_process')
 const crypto = require('node:crypto')
 const dgram = require('node:dgram')
 const fs = require('node:fs')
@@ -53,6 +52,7 @@ const path = require('node:path')
 const util = require('node:util')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
+const { runNodeChild } = require('./child.js')
 const {
   loadImplementation, peersAvailable, ownUdpDrops, trackerSocketDrops, rcvbufErrors, processCpuMs,
   machineInfo, IMPLS, ALIASES
@@ -290,22 +290,10 @@ async function serveBt (port) {
 // ---------------------------------------------------------------------------
 // The parent
 
-function runChild (impl, url, hashFile, capS) {
-  return new Promise((resolve) => {
-    const argv = [__filename, '--child', impl, '--url', url, '--hashes', hashFile, '--cap', String(capS)]
-    const proc = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.on('data', (d) => { stdout += d })
-    proc.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000) })
-    const killer = setTimeout(() => proc.kill('SIGKILL'), (capS + 60) * 1000)
-    proc.on('close', (code, signal) => {
-      clearTimeout(killer)
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX))
-      if (line === undefined) resolve({ impl, failed: `child exited with code ${code}, signal ${signal}: ${stderr.trim().slice(-1500)}` })
-      else resolve(JSON.parse(line.slice(RESULT_PREFIX.length)))
-    })
-  })
+async function runChild (impl, url, hashFile, capS) {
+  const argv = [__filename, '--child', impl, '--url', url, '--hashes', hashFile, '--cap', String(capS)]
+  const { result, failed } = await runNodeChild(argv, { prefix: RESULT_PREFIX, killAfterS: capS + 60 })
+  return failed !== undefined ? { impl, failed } : result
 }
 
 async function runOne (trackerName, impl, args) {

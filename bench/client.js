@@ -23,12 +23,12 @@
 // bench/client-results.jsonl.
 // bittorrent-tracker comes from bench/peers (`cd bench/peers && npm install`).
 
-const { spawn } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
+const { runNodeChild } = require('./child.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const TRACKERS = 5
@@ -156,24 +156,12 @@ async function announceAll (Client, n, urls, deadlineS) {
 // ---------------------------------------------------------------------------
 // The parent: trackers, children, table.
 
-function runChild (impl, n, urls, deadlineS) {
-  return new Promise((resolve) => {
-    // BENCH_NODE_ARGS: extra node flags for the children, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
-    const extra = (process.env.BENCH_NODE_ARGS || '').split(' ').filter(Boolean)
-    const argv = [...extra, '--expose-gc', __filename, '--child', impl, String(n), urls.join(','), String(deadlineS)]
-    const proc = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.on('data', (d) => { stdout += d })
-    proc.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000) })
-    const killer = setTimeout(() => proc.kill('SIGKILL'), (deadlineS + 60) * 1000)
-    proc.on('close', (code, signal) => {
-      clearTimeout(killer)
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX))
-      if (line === undefined) resolve({ impl, n, failed: `exit ${code} ${signal}: ${stderr.trim().slice(-800)}` })
-      else resolve(JSON.parse(line.slice(RESULT_PREFIX.length)))
-    })
-  })
+async function runChild (impl, n, urls, deadlineS) {
+  // BENCH_NODE_ARGS: extra node flags for the children, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
+  const extra = (process.env.BENCH_NODE_ARGS || '').split(' ').filter(Boolean)
+  const argv = [...extra, '--expose-gc', __filename, '--child', impl, String(n), urls.join(','), String(deadlineS)]
+  const { result, failed } = await runNodeChild(argv, { prefix: RESULT_PREFIX, killAfterS: deadlineS + 60 })
+  return failed !== undefined ? { impl, n, failed } : result
 }
 
 function median (values) {

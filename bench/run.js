@@ -46,6 +46,7 @@ const path = require('node:path')
 const util = require('node:util')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
+const { runNodeChild } = require('./child.js')
 const { findAquatic, provisionAquatic } = require('../scripts/aquatic.js')
 const { aquaticConfig } = require('../scripts/aquatic-config.js')
 
@@ -618,27 +619,12 @@ function rcvbufErrors () {
   return Number(values[names.indexOf('RcvbufErrors')])
 }
 
-function runChild (impl, n, url, deadlineS) {
-  return new Promise((resolve) => {
-    const argv = ['--expose-gc', __filename, '--child', impl, String(n), url, '--deadline', String(deadlineS)]
-    const proc = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.on('data', (d) => { stdout += d })
-    proc.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000) })
-    const killer = setTimeout(() => proc.kill('SIGKILL'), (deadlineS + 60) * 1000)
-    proc.on('close', (code, signal) => {
-      clearTimeout(killer)
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX))
-      if (line === undefined) {
-        resolve({ impl, n, failed: `child exited with code ${code}, signal ${signal}: ${stderr.trim().slice(-1500)}` })
-        return
-      }
-      const result = JSON.parse(line.slice(RESULT_PREFIX.length))
-      if (stderr.trim()) result.stderr = stderr.trim().slice(-600)
-      resolve(result)
-    })
-  })
+async function runChild (impl, n, url, deadlineS) {
+  const argv = ['--expose-gc', __filename, '--child', impl, String(n), url, '--deadline', String(deadlineS)]
+  const { result, stderr, failed } = await runNodeChild(argv, { prefix: RESULT_PREFIX, killAfterS: deadlineS + 60 })
+  if (failed !== undefined) return { impl, n, failed }
+  if (stderr) result.stderr = stderr.slice(-600)
+  return result
 }
 
 function runCeiling (binary, n, port, deadlineS) {
