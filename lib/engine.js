@@ -22,6 +22,9 @@ const DONE_ANNOUNCED = 0
 const DONE_SCRAPED = 1
 const DONE_FAILED = 2
 const TWO_32 = 2 ** 32
+// `announce` writes the info hash and the peer id in one go.
+if (LAYOUT.peerId !== LAYOUT.infoHash + 20) throw new Error('the start record layout changed: the peer id must follow the info hash')
+const idsScratch = Buffer.alloc(40)
 const MAX_ID = 0xffffffff
 
 let engine = null
@@ -31,12 +34,19 @@ let keepAlive = null
 
 // The tick's requests, not yet handed to the engine.
 const BATCH_BYTES = 1 << 16
-let batch = new Uint8Array(BATCH_BYTES)
+let batch = Buffer.alloc(BATCH_BYTES)
 let view = new DataView(batch.buffer)
 let batchLength = 0
 let batchTargets = [] // native targets, indexed by the records
 const batchTargetIndex = new Map() // native target -> its index in batchTargets
-const queued = new Map() // request id -> its record's offset in `batch`
+let lastTarget = null // the last record's native target and its index
+let lastTargetIndex = 0
+// The tick's request ids in the order started (increasing, unless the ids
+// wrapped during the tick) and their records' offsets in `batch`.
+let batchIds = []
+let batchOffsets = []
+let batchSorted = true
+let batchLive = 0 // records not cancelled
 let flushScheduled = false
 
 function getEngine () {
@@ -85,7 +95,7 @@ function onCompletions (records, peerList, messages) {
     let message = null
     let code = null
     if (status === DONE_ANNOUNCED) {
-      if (owner !== undefined) result = announceResult(records[r], records[r + 1], records[r + 2], peers.slice(p, p + n))
+      if (owner !== undefined) result = announceResult(records[r], records[r + 1], records[r + 2], n === 0 ? [] : peers.slice(p, p + n))
       r += 3
       p += n
     } else if (status === DONE_SCRAPED) {
@@ -128,7 +138,7 @@ function reserve (bytes) {
   if (at + bytes > batch.length) {
     let size = batch.length * 2
     while (size < at + bytes) size *= 2
-    const grown = new Uint8Array(size)
+    const grown = Buffer.alloc(size)
     grown.set(batch.subarray(0, at))
     batch = grown
     view = new DataView(batch.buffer)
@@ -142,11 +152,16 @@ function header (owner, kind, count, scope, target, bytes) {
   const id = nextFreeId(lastId, pending)
   lastId = id
   const at = reserve(bytes)
-  let index = batchTargetIndex.get(target.native)
-  if (index === undefined) {
-    index = batchTargets.length
-    batchTargets.push(target.native)
-    batchTargetIndex.set(target.native, index)
+  let index = lastTargetIndex
+  if (target.native !== lastTarget) {
+    index = batchTargetIndex.get(target.native)
+    if (index === undefined) {
+      index = batchTargets.length
+      batchTargets.push(target.native)
+      batchTargetIndex.set(target.native, index)
+    }
+    lastTarget = target.native
+    lastTargetIndex = index
   }
   batch[at] = kind
   view.setUint16(at + LAYOUT.count, count, true)
@@ -154,7 +169,10 @@ function header (owner, kind, count, scope, target, bytes) {
   view.setUint32(at + LAYOUT.scope, scope, true)
   view.setUint32(at + LAYOUT.target, index, true)
   pending.set(id, owner)
-  queued.set(id, at)
+  if (batchIds.length > 0 && id < batchIds[batchIds.length - 1]) batchSorted = false
+  batchIds.push(id)
+  batchOffsets.push(at)
+  batchLive++
   if (!flushScheduled) {
     flushScheduled = true
     setImmediate(flush)
@@ -179,17 +197,42 @@ function writeCounter (at, value) {
  * left, uploaded }, all checked.
  */
 function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters, event) {
+  const id = announceRecord(owner, target, scope, fields, counters.downloaded, counters.left, counters.uploaded, event)
+  const at = batchLength - LAYOUT.announceRecord
+  batch.set(infoHash, at + LAYOUT.infoHash)
+  batch.set(peerId, at + LAYOUT.peerId)
+  return id
+}
+
+/**
+ * `startAnnounce` for a caller that keeps its ids as `ids`, the info hash
+ * and then the peer id as a 40-character latin1 string (see `idsString`),
+ * and its counters as arguments: no object per announce.
+ */
+function announce (owner, target, scope, ids, fields, downloaded, left, uploaded, event) {
+  const id = announceRecord(owner, target, scope, fields, downloaded, left, uploaded, event)
+  batch.write(ids, batchLength - LAYOUT.announceRecord + LAYOUT.infoHash, 40, 'latin1')
+  return id
+}
+
+/** The info hash and peer id (20-byte Buffers) as `announce` takes them. */
+function idsString (infoHash, peerId) {
+  idsScratch.set(infoHash, 0)
+  idsScratch.set(peerId, 20)
+  return idsScratch.toString('latin1', 0, 40)
+}
+
+/** An announce record but for its ids; returns its id. */
+function announceRecord (owner, target, scope, fields, downloaded, left, uploaded, event) {
   const id = header(owner, LAYOUT.announce, fields.port, scope, target, LAYOUT.announceRecord)
   const at = batchLength - LAYOUT.announceRecord
   batch[at + LAYOUT.event] = event
   view.setUint32(at + LAYOUT.key, fields.key, true)
   view.setInt32(at + LAYOUT.numWant, fields.numWant, true)
   view.setUint32(at + LAYOUT.ip, fields.ip, true)
-  writeCounter(at + LAYOUT.counters, counters.downloaded)
-  writeCounter(at + LAYOUT.counters + 8, counters.left)
-  writeCounter(at + LAYOUT.counters + 16, counters.uploaded)
-  batch.set(infoHash, at + LAYOUT.infoHash)
-  batch.set(peerId, at + LAYOUT.peerId)
+  writeCounter(at + LAYOUT.counters, downloaded)
+  writeCounter(at + LAYOUT.counters + 8, left)
+  writeCounter(at + LAYOUT.counters + 16, uploaded)
   return id
 }
 
@@ -205,13 +248,28 @@ function startScrape (owner, target, scope, hashes) {
   return id
 }
 
+/** Where request `id` is in this tick's batch; -1 when it is not in it. */
+function batchIndex (id) {
+  if (!batchSorted) return batchIds.indexOf(id)
+  let lo = 0
+  let hi = batchIds.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const at = batchIds[mid]
+    if (at === id) return mid
+    if (at < id) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
+}
+
 /** Stops request `id` (0 for none); its owner hears nothing more. */
 function cancel (id) {
   if (id === 0 || !pending.delete(id)) return
-  const at = queued.get(id)
-  if (at !== undefined) {
-    batch[at] = LAYOUT.skipped // never started
-    queued.delete(id)
+  const index = batchIndex(id)
+  if (index >= 0) {
+    batch[batchOffsets[index]] = LAYOUT.skipped // never started
+    batchLive--
   } else {
     engine.cancel(id)
   }
@@ -221,22 +279,27 @@ function cancel (id) {
 function flush () {
   flushScheduled = false
   let failed = null
-  if (queued.size > 0) {
+  if (batchLive > 0) {
     try {
       getEngine().start(batch.subarray(0, batchLength), batchTargets)
     } catch (err) {
       // Only when the engine cannot take requests at all (its thread is
       // gone): every request of the tick fails with the reason.
-      failed = { ids: [...queued.keys()], message: err.message }
+      const ids = batchIds.filter((id, i) => batch[batchOffsets[i]] !== LAYOUT.skipped)
+      failed = { ids, message: err.message }
     }
   }
   batchLength = 0
   batchTargets = []
   batchTargetIndex.clear()
-  queued.clear()
+  lastTarget = null
+  batchIds = []
+  batchOffsets = []
+  batchSorted = true
+  batchLive = 0
   // A burst grew the buffer: give the memory back rather than keep it.
   if (batch.length > BATCH_BYTES) {
-    batch = new Uint8Array(BATCH_BYTES)
+    batch = Buffer.alloc(BATCH_BYTES)
     view = new DataView(batch.buffer)
   }
   if (failed !== null) onFailure(failed.ids, failed.message)
@@ -263,6 +326,8 @@ function stats () {
 }
 
 module.exports = {
+  announce,
+  idsString,
   startAnnounce,
   startScrape,
   cancel,

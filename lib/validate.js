@@ -5,7 +5,7 @@
 // and default of the JS side; the engine's own limits come from the binding.
 
 const net = require('net')
-const { createHash, randomBytes } = require('crypto')
+const { createHash, getRandomValues } = require('crypto')
 const native = require('./native.js')
 
 const LIMITS = Object.freeze({
@@ -49,6 +49,22 @@ function toTwentyBytes (value, name, allowHex) {
   }
   if (buf.length !== 20) throw new TypeError(`${name} must be 20 bytes, got ${buf.length}`)
   return buf
+}
+
+/**
+ * A 20-byte id for a field that 1.2.0 kept as given: the caller's Buffer
+ * itself, else (a Uint8Array or a string) a Buffer made from it.
+ */
+function twentyByteBuffer (value, name, allowHex) {
+  if (!Buffer.isBuffer(value)) return toTwentyBytes(value, name, allowHex)
+  let length
+  try {
+    length = value.length // a Proxy of a Buffer passes isBuffer, and throws here
+  } catch {
+    throw new TypeError(`${name} must be a Buffer or Uint8Array with readable bytes`)
+  }
+  if (length !== 20) throw new TypeError(`${name} must be 20 bytes, got ${length}`)
+  return value
 }
 
 /**
@@ -104,26 +120,29 @@ function checkIp (value, name) {
   return value.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
 }
 
-/** A counter as the engine takes it: a safe integer number, or a BigInt. */
-function checkCounter (value, name) {
+/**
+ * A counter as the engine takes it: a safe integer number, or a BigInt.
+ * Errors name it `${prefix}.${field}` (built only then: this runs per announce).
+ */
+function checkCounter (value, prefix, field) {
   if (value === undefined || value === null) return 0
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value) && value >= 0) return value
+    throw new RangeError(`${prefix}.${field} must be a non-negative integer (a BigInt above 2^53), got ${value}`)
+  }
   if (typeof value === 'bigint') {
-    if (value < 0n || value > U64_MAX) throw new RangeError(`${name} must be from 0 to 2^64-1`)
+    if (value < 0n || value > U64_MAX) throw new RangeError(`${prefix}.${field} must be from 0 to 2^64-1`)
     return value
   }
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number or a BigInt`)
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative integer (a BigInt above 2^53), got ${value}`)
-  }
-  return value
+  throw new TypeError(`${prefix}.${field} must be a number or a BigInt`)
 }
 
 /** The three announce counters, checked; `prefix` names their object. */
 function checkCounters (opts, prefix) {
   return {
-    downloaded: checkCounter(opts.downloaded, `${prefix}.downloaded`),
-    left: checkCounter(opts.left, `${prefix}.left`),
-    uploaded: checkCounter(opts.uploaded, `${prefix}.uploaded`)
+    downloaded: checkCounter(opts.downloaded, prefix, 'downloaded'),
+    left: checkCounter(opts.left, prefix, 'left'),
+    uploaded: checkCounter(opts.uploaded, prefix, 'uploaded')
   }
 }
 
@@ -234,19 +253,17 @@ function checkSignal (signal, name) {
   return signal
 }
 
-// Announce keys come from one pool of random bytes rather than a
+// Announce keys come from one pool of random numbers rather than a
 // randomBytes() call per instance.
-let keyPool = Buffer.alloc(0)
-let keyPoolAt = 0
+const keyPool = new Uint32Array(4096)
+let keyPoolAt = keyPool.length
 
 function randomKey () {
-  if (keyPoolAt + 4 > keyPool.length) {
-    keyPool = randomBytes(4096)
+  if (keyPoolAt === keyPool.length) {
+    getRandomValues(keyPool)
     keyPoolAt = 0
   }
-  const key = keyPool.readUInt32BE(keyPoolAt)
-  keyPoolAt += 4
-  return key
+  return keyPool[keyPoolAt++]
 }
 
 /** The announce fields an instance or a promise-API call fixes once. */
@@ -296,8 +313,10 @@ module.exports = {
   LIMITS,
   EVENTS,
   toTwentyBytes,
+  twentyByteBuffer,
   checkInteger,
   checkTimeout,
+  checkCounter,
   checkCounters,
   checkEvent,
   checkOptions,
