@@ -336,6 +336,30 @@ describe('aquatic_udp 0.9.0 on 127.0.0.1', () => {
     assert.equal(UdpTracker.stats().sent - sent, n + 1, 'one shared connect, then one announce each')
   })
 
+  // A tick of many requests reaches the engine in parts of 64 KB (about 700
+  // announces each), the first of them while JS still creates the rest: they
+  // still count as started together.
+  it('a tick of 1,500 instances, handed over in parts, still sends N + 1 datagrams', { timeout: 60000 }, async () => {
+    assert.equal(UdpTracker.stats().inFlight, 0, 'nothing else in flight')
+    UdpTracker.forgetConnectionIds()
+    const n = 1500
+    const sent = UdpTracker.stats().sent
+    const outcomes = []
+    for (let i = 0; i < n; i++) {
+      const t = tracker(newHash(), newPort(), FAST)
+      outcomes.push(outcome(t, 30000))
+      t.announce(2, { downloaded: 0, left: 1, uploaded: 0 })
+      // The first part is with the engine before the tick ends.
+      if (i === 1000) {
+        const now = UdpTracker.stats()
+        assert.ok(now.inFlight > 0 || now.sent > sent, 'the first part was handed over during the tick')
+      }
+    }
+    const results = await Promise.all(outcomes)
+    assert.deepEqual(results.filter((r) => r.kind !== 'update'), [])
+    assert.equal(UdpTracker.stats().sent - sent, n + 1, 'one shared connect for the whole tick, then one announce each')
+  })
+
   it('UdpTracker.scrape() returns the counts announced, keyed by hex hash, for 3 and 500 hashes', { timeout: 30000 }, async () => {
     // Hash j: j % 3 seeders and j % 4 leechers (none at all for j % 12 === 0).
     const hashes = Array.from({ length: 500 }, newHash)

@@ -7,7 +7,8 @@
 // the engine in one call when the tick is over (setImmediate): one napi call
 // per tick rather than per request, and a socket that the caller bound in
 // the same tick (a mock tracker in a test) is listening before the first
-// datagram leaves. Finished requests come back in batches of flat records
+// datagram leaves. A tick that starts hundreds of requests hands them over
+// in parts of 64 KB as it goes (see `handOverPart`). Finished requests come back in batches of flat records
 // (see src/binding.rs) and are handed to their owner's
 // `_done(id, message, code, result)`: `message` and `code` on failure, else
 // `result`, the announce result or the list of scrape counts.
@@ -201,6 +202,7 @@ function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters
   const at = batchLength - LAYOUT.announceRecord
   batch.set(infoHash, at + LAYOUT.infoHash)
   batch.set(peerId, at + LAYOUT.peerId)
+  handOverPart()
   return id
 }
 
@@ -212,6 +214,7 @@ function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters
 function announce (owner, target, scope, ids, fields, downloaded, left, uploaded, event) {
   const id = announceRecord(owner, target, scope, fields, downloaded, left, uploaded, event)
   batch.write(ids, batchLength - LAYOUT.announceRecord + LAYOUT.infoHash, 40, 'latin1')
+  handOverPart()
   return id
 }
 
@@ -245,6 +248,7 @@ function startScrape (owner, target, scope, hashes) {
     batch.set(hash, at)
     at += 20
   }
+  handOverPart()
   return id
 }
 
@@ -276,15 +280,37 @@ function cancel (id) {
   updateKeepAlive()
 }
 
+// A tick that starts many requests hands them over in parts of about this
+// size as it goes: the engine starts sending while JS still creates the
+// rest, and the buffer stays small. The parts of one tick still count as
+// started together (they share a connect).
+const PART_BYTES = BATCH_BYTES - 1024
+let tickContinues = false // a part of this tick went to the engine already
+
+/** Hands the tick's requests so far to the engine when they fill a part. */
+function handOverPart () {
+  if (batchLength < PART_BYTES) return
+  const continues = tickContinues
+  tickContinues = true
+  handOver(continues)
+}
+
+/** The tick is over (setImmediate): hands the rest of its requests over. */
 function flush () {
   flushScheduled = false
+  const continues = tickContinues
+  tickContinues = false
+  handOver(continues)
+}
+
+function handOver (continues) {
   let failed = null
   if (batchLive > 0) {
     try {
-      getEngine().start(batch.subarray(0, batchLength), batchTargets)
+      getEngine().start(batch.subarray(0, batchLength), batchTargets, continues)
     } catch (err) {
       // Only when the engine cannot take requests at all (its thread is
-      // gone): every request of the tick fails with the reason.
+      // gone): every request handed over fails with the reason.
       const ids = batchIds.filter((id, i) => batch[batchOffsets[i]] !== LAYOUT.skipped)
       failed = { ids, message: err.message }
     }
@@ -297,12 +323,13 @@ function flush () {
   batchOffsets = []
   batchSorted = true
   batchLive = 0
-  // A burst grew the buffer: give the memory back rather than keep it.
+  // A large scrape grew the buffer: give the memory back rather than keep it.
   if (batch.length > BATCH_BYTES) {
     batch = Buffer.alloc(BATCH_BYTES)
     view = new DataView(batch.buffer)
   }
-  if (failed !== null) onFailure(failed.ids, failed.message)
+  // Events are never emitted inside the call that started a request.
+  if (failed !== null) process.nextTick(onFailure, failed.ids, failed.message)
 }
 
 function onFailure (ids, message) {

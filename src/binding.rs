@@ -11,8 +11,9 @@
 //! - finished requests leave in one callback per driver turn, as flat `u32`
 //!   records, one string of every peer and one array of error messages.
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, FnArgs, Function, Uint32Array};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -260,6 +261,10 @@ struct Batch {
 #[napi]
 pub struct Engine {
     driver: Driver,
+    /// When the current tick's first requests reached the engine: requests
+    /// of one tick count as started together (they share a connect), also
+    /// when a large tick hands them over in several calls.
+    tick_started: Cell<Instant>,
 }
 
 #[napi]
@@ -287,18 +292,31 @@ impl Engine {
             let _ = callback.call(encode(done), ThreadsafeFunctionCallMode::NonBlocking);
         }))
         .map_err(|e| Error::from_reason(format!("cannot start the tracker driver: {e}")))?;
-        Ok(Engine { driver })
+        Ok(Engine {
+            driver,
+            tick_started: Cell::new(Instant::now()),
+        })
     }
 
     /// Starts every request in `records` (the layout above), in order;
     /// `targets[i]` is the target a record's index `i` names. Checks every
-    /// record before starting any.
+    /// record before starting any. `continues`: these requests belong to the
+    /// same tick as the previous call's.
     #[napi]
-    pub fn start(&self, records: BufferSlice, targets: Vec<&TrackerTarget>) -> Result<()> {
+    pub fn start(
+        &self,
+        records: BufferSlice,
+        targets: Vec<&TrackerTarget>,
+        continues: bool,
+    ) -> Result<()> {
+        if !continues {
+            self.tick_started.set(Instant::now());
+        }
+        let tick_started = self.tick_started.get();
         let mut starts = Vec::new();
         let mut at = 0;
         while at < records.len() {
-            let (start, len) = decode(&records[at..], &targets)?;
+            let (start, len) = decode(&records[at..], &targets, tick_started)?;
             starts.extend(start);
             at += len;
         }
@@ -409,7 +427,11 @@ pub struct EngineStats {
 
 /// Reads one record at the start of `bytes`: the request (None when it was
 /// skipped) and the record's length.
-fn decode(bytes: &[u8], targets: &[&TrackerTarget]) -> Result<(Option<StartRequest>, usize)> {
+fn decode(
+    bytes: &[u8],
+    targets: &[&TrackerTarget],
+    tick_started: Instant,
+) -> Result<(Option<StartRequest>, usize)> {
     let malformed = || range_error("malformed start record");
     let header = bytes.get(..START_HEADER).ok_or_else(malformed)?;
     let u8_at = |at: usize| header[at];
@@ -451,6 +473,7 @@ fn decode(bytes: &[u8], targets: &[&TrackerTarget]) -> Result<(Option<StartReque
         scope,
         target: Arc::clone(&registered.target),
         kind,
+        tick_started,
     };
     Ok((Some(start), len))
 }
@@ -731,16 +754,20 @@ mod tests {
 
     #[test]
     fn short_and_unknown_records_are_errors_not_panics() {
-        assert!(decode(&[0; 15], &[]).is_err());
-        assert!(decode(&[0; 40], &[]).is_err());
-        assert!(decode(&[9; 92], &[]).is_err());
+        let now = Instant::now();
+        assert!(decode(&[0; 15], &[], now).is_err());
+        assert!(decode(&[0; 40], &[], now).is_err());
+        assert!(decode(&[9; 92], &[], now).is_err());
         let mut scrape = [0u8; 16];
         scrape[START_KIND] = START_SCRAPE;
         scrape[START_COUNT] = 1;
-        assert!(decode(&scrape, &[]).is_err());
+        assert!(decode(&scrape, &[], now).is_err());
         let mut skipped = [0u8; ANNOUNCE_RECORD];
         skipped[START_KIND] = START_SKIPPED;
-        assert!(matches!(decode(&skipped, &[]), Ok((None, ANNOUNCE_RECORD))));
+        assert!(matches!(
+            decode(&skipped, &[], now),
+            Ok((None, ANNOUNCE_RECORD))
+        ));
     }
 }
 

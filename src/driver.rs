@@ -80,6 +80,9 @@ pub struct StartRequest {
     /// Whose cached connection ids the request may reuse: the instance's
     /// own (class API, never 0), or 0, shared by every promise-API call.
     pub scope: Scope,
+    /// When the JS tick that started it began handing requests over: the
+    /// requests of one tick count as started together.
+    pub tick_started: Instant,
 }
 
 impl StartRequest {
@@ -635,8 +638,9 @@ impl State {
             return;
         }
         let options = start.options();
-        self.session.start_with_fallback(
+        self.session.start_together(
             Instant::now(),
+            start.tick_started,
             start.id,
             tracker,
             fallback,

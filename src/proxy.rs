@@ -412,8 +412,15 @@ impl Task {
         self.live.insert(start.id);
         // Connection ids follow the request's scope, as direct ones do.
         let options = start.options();
-        self.session
-            .start(now, start.id, tracker, start.kind, options);
+        self.session.start_together(
+            now,
+            start.tick_started,
+            start.id,
+            tracker,
+            None,
+            start.kind,
+            options,
+        );
     }
 
     fn associated(&mut self, result: Result<Association, String>) {

@@ -518,6 +518,23 @@ impl Session {
         &mut self,
         now: Instant,
         id: RequestId,
+        tracker: SocketAddr,
+        fallback: Option<SocketAddr>,
+        kind: RequestKind,
+        options: RequestOptions,
+    ) {
+        self.start_together(now, now, id, tracker, fallback, kind, options);
+    }
+
+    /// Like `start_with_fallback`, for a request started together with the
+    /// requests started since `since` (one JS tick, handed over in parts):
+    /// it may use a connection id that their connect obtained.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_together(
+        &mut self,
+        now: Instant,
+        since: Instant,
+        id: RequestId,
         mut tracker: SocketAddr,
         mut fallback: Option<SocketAddr>,
         kind: RequestKind,
@@ -537,7 +554,7 @@ impl Session {
             options,
             phase: Phase::Queued { seq: 0 },
             deadline: now,
-            started: now,
+            started: since.min(now),
             connect_attempts: 0,
             request_attempts: 0,
             retried_with_fresh_id: false,

@@ -118,6 +118,43 @@ fn requests_the_window_queued_while_the_connect_was_in_flight_use_its_id() {
 }
 
 #[test]
+fn requests_handed_over_later_in_the_same_tick_use_its_connect() {
+    // A large JS tick reaches the session in parts: the first part's connect
+    // is answered before the second part arrives, whose requests (other
+    // scopes) still count as started with the first.
+    let mut t = Tester::new();
+    let tick = t.at(0);
+    t.start(0, 1, announce_kind(), scoped(DEFAULT_T, 1));
+    let connect = t.sent_one();
+    t.answer_connect(10, &connect, 77);
+    assert!(!is_connect(&t.sent_one()));
+    let (now, tracker) = (t.at(20), tracker());
+    t.session.start_together(
+        now,
+        tick,
+        2,
+        tracker,
+        None,
+        announce_kind(),
+        scoped(DEFAULT_T, 2),
+    );
+    let announce = t.sent_one();
+    assert_eq!(announce_of(&announce).connection_id, ConnectionId(77));
+    // A request of a later tick connects.
+    let later = t.at(30);
+    t.session.start_together(
+        later,
+        later,
+        3,
+        tracker,
+        None,
+        announce_kind(),
+        scoped(DEFAULT_T, 3),
+    );
+    assert!(is_connect(&t.sent_one()));
+}
+
+#[test]
 fn scope_0_is_shared_by_every_request_that_uses_it() {
     let mut t = Tester::new();
     announce_with_rtt(&mut t, 0, 1, 0, 0, 77);
