@@ -208,7 +208,7 @@ UdpTracker.prototype.destroy = function destroy () {
   this._announceId = 0
   this._scrapeId = 0
   intervals.cancel(this)
-  for (const timer of this._intervalTimers) clearTimeout(timer)
+  if (this._intervalTimers !== NO_TIMERS) for (const timer of this._intervalTimers) clearTimeout(timer)
   this._intervalTimers = NO_TIMERS
   this._udpTimmers = NO_TIMERS
   this._socket = null
