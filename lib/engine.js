@@ -136,39 +136,47 @@ function updateKeepAlive () {
 /** Room for `bytes` more bytes in the batch; returns the record's offset. */
 function reserve (bytes) {
   const at = batchLength
-  if (at + bytes > batch.length) {
-    let size = batch.length * 2
-    while (size < at + bytes) size *= 2
-    const grown = Buffer.alloc(size)
-    grown.set(batch.subarray(0, at))
-    batch = grown
-    view = new DataView(batch.buffer)
-  }
+  if (at + bytes > batch.length) grow(at + bytes)
   batchLength = at + bytes
   return at
 }
 
-/** Writes a record's common header and registers its owner; returns its id. */
+function grow (needed) {
+  let size = batch.length * 2
+  while (size < needed) size *= 2
+  const grown = Buffer.alloc(size)
+  grown.set(batch.subarray(0, batchLength))
+  batch = grown
+  view = new DataView(batch.buffer)
+}
+
+/** The index of `target` in this part's list of targets. */
+function targetIndex (target) {
+  if (target === lastTarget) return lastTargetIndex
+  let index = batchTargetIndex.get(target)
+  if (index === undefined) {
+    index = batchTargets.length
+    batchTargets.push(target)
+    batchTargetIndex.set(target, index)
+  }
+  lastTarget = target
+  lastTargetIndex = index
+  return index
+}
+
+/**
+ * Writes a record's common header and registers its owner; returns its id.
+ * (The keep-alive handle follows `pending` when the part is handed over.)
+ */
 function header (owner, kind, count, scope, target, bytes) {
   const id = nextFreeId(lastId, pending)
   lastId = id
   const at = reserve(bytes)
-  let index = lastTargetIndex
-  if (target.native !== lastTarget) {
-    index = batchTargetIndex.get(target.native)
-    if (index === undefined) {
-      index = batchTargets.length
-      batchTargets.push(target.native)
-      batchTargetIndex.set(target.native, index)
-    }
-    lastTarget = target.native
-    lastTargetIndex = index
-  }
   batch[at] = kind
   view.setUint16(at + LAYOUT.count, count, true)
   view.setUint32(at + LAYOUT.id, id, true)
   view.setUint32(at + LAYOUT.scope, scope, true)
-  view.setUint32(at + LAYOUT.target, index, true)
+  view.setUint32(at + LAYOUT.target, targetIndex(target.native), true)
   pending.set(id, owner)
   if (batchIds.length > 0 && id < batchIds[batchIds.length - 1]) batchSorted = false
   batchIds.push(id)
@@ -178,7 +186,6 @@ function header (owner, kind, count, scope, target, bytes) {
     flushScheduled = true
     setImmediate(flush)
   }
-  updateKeepAlive()
   return id
 }
 
@@ -328,6 +335,7 @@ function handOver (continues) {
     batch = Buffer.alloc(BATCH_BYTES)
     view = new DataView(batch.buffer)
   }
+  updateKeepAlive()
   // Events are never emitted inside the call that started a request.
   if (failed !== null) process.nextTick(onFailure, failed.ids, failed.message)
 }

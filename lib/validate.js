@@ -258,6 +258,7 @@ function checkSignal (signal, name) {
 const keyPool = new Uint32Array(4096)
 let keyPoolAt = keyPool.length
 
+/** A random announce key (BEP 15's `key`), 0 to 2^32 - 1. */
 function randomKey () {
   if (keyPoolAt === keyPool.length) {
     getRandomValues(keyPool)
@@ -322,5 +323,6 @@ module.exports = {
   checkOptions,
   checkSignal,
   checkAnnounceFields,
-  checkRequestOptions
+  checkRequestOptions,
+  randomKey
 }
