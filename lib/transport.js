@@ -7,6 +7,7 @@
 // its id, and cancelling it is one Map deletion (one napi call once sent).
 // Every Client shares connection ids (scope 0, as the promise API).
 
+const { randomFillSync } = require('crypto')
 const engine = require('./engine.js')
 const { targetFor } = require('./target.js')
 const { EVENTS, LIMITS, checkAnnounceFields, checkRequestOptions } = require('./validate.js')
@@ -56,6 +57,19 @@ function trackerTarget (url, opts, targets) {
   return target
 }
 
+// Announce keys, drawn from a pool of random bytes refilled when used up.
+const keys = new Uint32Array(1024)
+let keysUsed = keys.length
+
+/** A random announce key: one per torrent (BEP 15's `key`). */
+function randomKey () {
+  if (keysUsed === keys.length) {
+    randomFillSync(keys)
+    keysUsed = 0
+  }
+  return keys[keysUsed++]
+}
+
 /**
  * Announces `event` (a name) with `counters` ({ downloaded, left, uploaded },
  * numbers or BigInts) and `fields` ({ port, numWant, key, ip }) for `owner`;
@@ -82,6 +96,7 @@ module.exports = {
   SCRAPE_HASHES_PER_REQUEST: LIMITS.scrapeHashesPerRequest,
   checkOptions,
   trackerTarget,
+  randomKey,
   announce,
   scrape,
   cancel
