@@ -37,21 +37,15 @@ function retryDelay (failures, random) {
   return coarse(step + random() * RETRY_JITTER_MS)
 }
 
-/** The period a tracker's `interval` (seconds) asks for, floored at `minIntervalMs`. */
-function trackerPeriod (intervalSeconds, minIntervalMs) {
+/**
+ * The delay until the next periodic announce after a tracker asked for
+ * `intervalSeconds` (0: none given): that interval, floored at
+ * `minIntervalMs`, plus up to 5 % of it.
+ */
+function reannounceDelay (intervalSeconds, minIntervalMs, random) {
   const asked = intervalSeconds > 0 ? intervalSeconds * 1000 : DEFAULT_INTERVAL_MS
-  return Math.min(Math.max(asked, minIntervalMs), LONGEST_TIMER_MS)
-}
-
-/** The delay until the next periodic announce: `periodMs` plus up to 5 % of it. */
-function reannounceDelay (periodMs, random) {
-  return Math.min(coarse(periodMs * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
-}
-
-/** A delay for lib/intervals.js: whole seconds from 10 s, rounded up (a retry is never early), bounded. */
-function wheelDelay (ms) {
-  const delay = ms >= WHOLE_SECONDS_FROM_MS ? Math.ceil(ms / 1000) * 1000 : Math.max(0, ms)
-  return Math.min(delay, LONGEST_TIMER_MS)
+  const period = Math.min(Math.max(asked, minIntervalMs), LONGEST_TIMER_MS)
+  return Math.min(coarse(period * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
 }
 
 /**
@@ -66,7 +60,9 @@ function wheelDelay (ms) {
 const realTimers = Object.freeze({
   now: Date.now,
   start (owner, ms) {
-    intervals.schedule(owner, wheelDelay(ms))
+    // Whole seconds from 10 s, rounded up (a retry is never early).
+    const delay = ms >= WHOLE_SECONDS_FROM_MS ? Math.ceil(ms / 1000) * 1000 : Math.max(0, ms)
+    intervals.schedule(owner, Math.min(delay, LONGEST_TIMER_MS))
   },
   stop (owner) {
     intervals.cancel(owner)
@@ -102,7 +98,6 @@ module.exports = {
   DEFAULT_INTERVAL_MS,
   REANNOUNCE_JITTER,
   retryDelay,
-  trackerPeriod,
   reannounceDelay,
   realTimers,
   timersOn

@@ -212,8 +212,8 @@ class Tier {
     // request's first resend, so this is a timer, on the Clients' shared wheel.
     if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
     const params = this.params
-    tracker.id = transport.announce(tracker, tracker.target, client._infoHashBuffer, client._peerIdBuffer,
-      params.fields, params.counters, this.event)
+    tracker.id = transport.startAnnounce(tracker, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
   }
 
   abortJob () {
@@ -243,8 +243,10 @@ class Tier {
       // The tracker's interval is applied before `update` is emitted, so a
       // setInterval() called from an `update` listener wins.
       this.active = true
-      const period = backoff.trackerPeriod(result.interval, client._policy.minIntervalMs)
-      this.schedule('none', backoff.reannounceDelay(period, client._policy.random))
+      const policy = client._policy
+      if (this._intervalQueue !== null) policy.timers.stop(this)
+      this.timerEvent = 'none'
+      policy.timers.start(this, backoff.reannounceDelay(result.interval, policy.minIntervalMs, policy.random))
     }
     client._emitAnnounce(tracker.url, result)
     client._settled()
@@ -551,10 +553,12 @@ class Client extends EventEmitter {
         tier.abortJob()
       }
     }
-    if (stopping === null) {
-      if (cb) process.nextTick(cb, null)
-      return
-    }
+    if (stopping !== null) this._finishStopping(stopping, cb)
+    else if (cb) process.nextTick(cb, null)
+  }
+
+  /** destroy(): `cb` once the `stopped` announces of `stopping` (tiers) are done, or after 1 s. */
+  _finishStopping (stopping, cb) {
     const finish = () => {
       if (this._onSettled === null) return
       this._onSettled = null

@@ -6,7 +6,7 @@
 // order, as Node's own timer lists are). An instance that hands its timer to
 // user code (1.2.0's `_announce_intervals_timeout`) gets a real Node timer
 // for the time left: see `materialize`. The Client's timers run here too
-// (lib/backoff.js's realTimers).
+// (lib/backoff.js's realClock).
 
 const { performance } = require('perf_hooks')
 

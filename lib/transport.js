@@ -71,13 +71,14 @@ function randomKey () {
 }
 
 /**
- * Announces `event` (a name) with `counters` ({ downloaded, left, uploaded },
- * numbers or BigInts) and `fields` ({ port, numWant, key, ip }) for `owner`;
- * returns the request's id. `owner._done` hears of it, never inside this call.
+ * Announces for `owner`: `startAnnounce(owner, target, SHARED_SCOPE,
+ * infoHash, peerId, fields, counters, EVENTS[event])`, with `counters` ({
+ * downloaded, left, uploaded }, numbers or BigInts) and `fields` ({ port,
+ * numWant, key, ip }); returns the request's id. `owner._done` hears of it,
+ * never inside this call. The engine's own function: a wrapper here would be
+ * one more function for V8 to compile in every process.
  */
-function announce (owner, target, infoHash, peerId, fields, counters, event) {
-  return engine.startAnnounce(owner, target, SHARED_SCOPE, infoHash, peerId, fields, counters, EVENTS[event])
-}
+const startAnnounce = engine.startAnnounce
 
 /**
  * Scrapes `hashes` (Buffers, at most SCRAPE_HASHES_PER_REQUEST; the engine
@@ -97,7 +98,9 @@ module.exports = {
   checkOptions,
   trackerTarget,
   randomKey,
-  announce,
+  SHARED_SCOPE,
+  EVENTS,
+  startAnnounce,
   scrape,
   cancel
 }
