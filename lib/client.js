@@ -159,36 +159,46 @@ class Tier {
 
   /** Announces `event` with `params`: a new job replacing the one in flight. */
   announce (event, params) {
-    const client = this.client
-    if (this.event !== null) {
-      // A periodic or `update` announce does not replace a `started` or
-      // `completed` the tracker has not confirmed yet: it is sent again.
-      if (event === 'none' && (this.event === 'started' || this.event === 'completed')) event = this.event
-      this.abortJob()
-    }
-    this.clearTimer()
-    const now = client._policy.timers.now()
-    const ready = this.readyTrackers(now)
-    if (ready.length === 0) {
-      // Every tracker of the tier is backing off: announce when the first may.
-      const at = this.nextRetryAt()
-      if (at !== Infinity && event !== 'stopped') this.schedule(event, at - now)
+    if (this.event !== null) event = this.replaceJob(event)
+    if (this._intervalQueue !== null) this.clearTimer()
+    const order = this.readyTrackers()
+    if (order.length === 0) {
+      this.waitForRetry(event)
       return
     }
     this.event = event
     this.params = params
-    this.order = ready
-    this.next = 0
-    this.inFlight = 0
-    this.tryNext()
+    this.order = order
+    this.next = 1
+    this.inFlight = 1
+    this.send(order[0])
+  }
+
+  /** Aborts the job in flight for a new one of `event`; returns the event the new one sends. */
+  replaceJob (event) {
+    // A periodic or `update` announce does not replace a `started` or
+    // `completed` the tracker has not confirmed yet: it is sent again.
+    const replaced = this.event
+    this.abortJob()
+    return event === 'none' && (replaced === 'started' || replaced === 'completed') ? replaced : event
   }
 
   /** The trackers that may be asked now, in tier order (a snapshot). */
-  readyTrackers (now) {
+  readyTrackers () {
     const all = this.trackers
     // A one-tracker tier is never reordered: its list is its own snapshot.
-    if (all.length === 1) return all[0].disabled || all[0].retryAt > now ? NONE : all
+    if (all.length === 1) {
+      const t = all[0]
+      return t.disabled || (t.retryAt !== 0 && t.retryAt > this.client._policy.timers.now()) ? NONE : all
+    }
+    const now = this.client._policy.timers.now()
     return all.filter((t) => !t.disabled && t.retryAt <= now)
+  }
+
+  /** Every tracker of the tier is backing off or disabled: announce `event` when the first may. */
+  waitForRetry (event) {
+    const at = this.nextRetryAt()
+    if (at !== Infinity && event !== 'stopped') this.schedule(event, at - this.client._policy.timers.now())
   }
 
   /** When the first tracker still in use may be asked again (Infinity: none is). */
@@ -198,15 +208,20 @@ class Tier {
     return at
   }
 
+  /** Asks the job's next tracker, if any; when none is left and none is out, the job failed. */
   tryNext () {
     if (this.event === null) return
-    const client = this.client
-    if (client.destroyed || this.next >= this.order.length) {
+    if (this.client.destroyed || this.next >= this.order.length) {
       if (this.inFlight === 0) this.failed()
       return
     }
-    const tracker = this.order[this.next++]
     this.inFlight++
+    this.send(this.order[this.next++])
+  }
+
+  /** Sends the job's announce to `tracker`, the job's `next - 1`-th. */
+  send (tracker) {
+    const client = this.client
     // The next tracker of the tier is asked when this one's first wait passes
     // unanswered (a tier of one has no next). The engine does not report a
     // request's first resend, so this is a timer, on the Clients' shared wheel.
