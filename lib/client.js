@@ -95,7 +95,7 @@ class TrackerState {
   _done (id, message, code, result) {
     if (id !== this.id) return
     this.id = 0
-    this.clearFirstWait()
+    if (this._intervalQueue !== null) this.clearFirstWait()
     if (message === null) this.tier.answered(this, result)
     else this.tier.refused(this, message, code)
   }
@@ -234,6 +234,10 @@ class Tier {
   abortJob () {
     if (this.event === null) return
     for (let i = 0; i < this.next; i++) this.order[i].cancel()
+    this.endJob()
+  }
+
+  endJob () {
     this.event = null
     this.params = null
     this.order = NONE
@@ -244,14 +248,15 @@ class Tier {
   answered (tracker, result) {
     if (this.event === null) return
     const event = this.event
-    this.inFlight--
-    this.abortJob()
+    // The other requests of the job are cancelled (the one answered is done).
+    if (this.next > 1) this.abortJob()
+    else this.endJob()
     const client = this.client
     tracker.failures = 0
     tracker.retryAt = 0
     // BEP 12: a tracker that answered moves to the front of its tier.
-    const at = this.trackers.indexOf(tracker)
-    if (at > 0) this.trackers.unshift(...this.trackers.splice(at, 1))
+    const trackers = this.trackers
+    if (trackers[0] !== tracker) trackers.unshift(...trackers.splice(trackers.indexOf(tracker), 1))
     if (event === 'stopped') {
       this.active = false
     } else {
