@@ -161,7 +161,9 @@ class Tier {
   announce (event, params) {
     if (this.event !== null) event = this.replaceJob(event)
     if (this._intervalQueue !== null) this.clearTimer()
-    const order = this.readyTrackers()
+    // A tier of one tracker that never failed is ready: its list is its own snapshot.
+    const all = this.trackers
+    const order = all.length === 1 && all[0].retryAt === 0 && !all[0].disabled ? all : this.readyTrackers()
     if (order.length === 0) {
       this.waitForRetry(event)
       return
