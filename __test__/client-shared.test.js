@@ -48,6 +48,10 @@ describe('Client: announce lists read once per content', () => {
     assert.equal(first.urls, 1)
     assert.ok(Object.isFrozen(first) && Object.isFrozen(first.tiers) && Object.isFrozen(first.tiers[0]))
 
+    const long = Array.from({ length: 600 }, (_, i) => `udp://127.0.0.1:${6000 + i}/announce`)
+    assert.equal(announceList(long).tiers.length, 600)
+    assert.notEqual(announceList(long), announceList(long), 'a list longer than 16 KiB as JSON is not kept')
+
     const bytes = [Buffer.from('udp://127.0.0.1:6969/announce/')]
     const fromBytes = announceList(bytes)
     assert.deepEqual(fromBytes.tiers, [['udp://127.0.0.1:6969/announce']], 'bytes as text, one trailing slash dropped')

@@ -73,9 +73,11 @@ function addUrl (item, tier, seen, problems) {
 }
 
 // Parsed announce lists by content: thousands of torrents carry the same few
-// lists, so each is checked once (bounded: when full it starts again).
+// lists, so each is checked once (bounded: when full it starts again, and a
+// list longer than LIST_KEY_MAX characters as JSON is parsed every time).
 const lists = new Map()
 const LISTS_KEPT = 256
+const LIST_KEY_MAX = 16384
 
 /** Whether `announce` is a URL or a list of URLs and lists of URLs, all strings. */
 function stringsOnly (announce) {
@@ -99,7 +101,8 @@ function stringsOnly (announce) {
 function announceList (announce) {
   // JSON tells a URL, a list and a list of tiers apart; only lists of
   // strings are kept, as anything else may be read differently next time.
-  const key = stringsOnly(announce) ? JSON.stringify(announce) : null
+  let key = stringsOnly(announce) ? JSON.stringify(announce) : null
+  if (key !== null && key.length > LIST_KEY_MAX) key = null
   let list = key === null ? undefined : lists.get(key)
   if (list === undefined) {
     list = parseList(announce)
