@@ -13,6 +13,7 @@
 //   node bench/client.js --n 1000 --reps 3 --impl ours,bittorrent-tracker --deadline 120
 //   node bench/client.js --impl ours,floor      # floor: 5 bare UdpTrackers per torrent, no Client
 //   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' node bench/client.js --n 10000 --impl ours
+//   node bench/client.js --out FILE             # JSON lines elsewhere (also BENCH_OUT=FILE)
 //
 // Columns: ok = updates, warn = warnings (failed announces), lost = pairs with
 // neither by the deadline; announces/s = ok / wall time from the first
@@ -20,7 +21,7 @@
 // engine thread included) over the same span, and per announce; peak RSS.
 // Each child first announces 100 torrents unmeasured (JIT warm-up; ours also
 // starts its engine and gets connection ids). One JSON line per run goes to
-// bench/client-results.jsonl.
+// bench/client-results.jsonl (or --out / BENCH_OUT).
 // bittorrent-tracker comes from bench/peers (`cd bench/peers && npm install`).
 
 const crypto = require('node:crypto')
@@ -34,17 +35,29 @@ const ROOT = path.resolve(__dirname, '..')
 const TRACKERS = 5
 const RESULT_PREFIX = 'BENCH-CLIENT '
 const WARM_UP = 100
-const OUT = path.join(__dirname, 'client-results.jsonl')
+const DEFAULT_OUT = path.join(__dirname, 'client-results.jsonl')
+const USAGE = 'node bench/client.js [--n N[,N]] [--reps R] [--impl ours,floor,bittorrent-tracker] [--deadline S] [--out FILE]'
 
 function parseArgs (argv) {
-  const args = { ns: [1000, 10000], reps: 1, impls: ['ours', 'bittorrent-tracker'], deadline: 120 }
+  const args = {
+    ns: [1000, 10000],
+    reps: 1,
+    impls: ['ours', 'bittorrent-tracker'],
+    deadline: 120,
+    out: process.env.BENCH_OUT || DEFAULT_OUT
+  }
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1]
+    if (argv[i] === '--help') {
+      console.log(USAGE)
+      process.exit(0)
+    }
     if (argv[i] === '--n') args.ns = value.split(',').map(Number)
     else if (argv[i] === '--reps') args.reps = Number(value)
     else if (argv[i] === '--impl') args.impls = value.split(',')
     else if (argv[i] === '--deadline') args.deadline = Number(value)
-    else throw new Error(`unknown argument ${argv[i]}: --n N[,N] --reps R --impl ours,bittorrent-tracker --deadline S`)
+    else if (argv[i] === '--out') args.out = path.resolve(value)
+    else throw new Error(`unknown argument ${argv[i]}: ${USAGE}`)
     i++
   }
   for (const n of args.ns) if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be positive integers, got ${n}`)
@@ -190,7 +203,7 @@ async function main () {
           result.rep = rep
           result.date = new Date().toISOString()
           result.node = process.version
-          fs.appendFileSync(OUT, JSON.stringify(result) + '\n')
+          fs.appendFileSync(args.out, JSON.stringify(result) + '\n')
           rows.push(result)
           if (result.failed) console.log(`${impl} N=${n}: ${result.failed}`)
         }

@@ -4,7 +4,7 @@
 // schedule, with jitter), and after a success (the tracker's interval, never
 // below a floor, with a few percent of jitter so that thousands of torrents do
 // not re-announce in lockstep). Pure functions of a `random()` in [0, 1), plus
-// the clock the Client's timers run on, so tests can drive time themselves.
+// the timers the Client runs on, so tests can drive time themselves.
 
 const intervals = require('./intervals.js')
 
@@ -37,48 +37,59 @@ function retryDelay (failures, random) {
   return coarse(step + random() * RETRY_JITTER_MS)
 }
 
-/** The period a tracker's `interval` (seconds) asks for, floored at `minIntervalMs`. */
-function trackerPeriod (intervalSeconds, minIntervalMs) {
+/**
+ * The delay until the next periodic announce after a tracker asked for
+ * `intervalSeconds` (0: none given): that interval, floored at
+ * `minIntervalMs`, plus up to 5 % of it.
+ */
+function reannounceDelay (intervalSeconds, minIntervalMs, random) {
   const asked = intervalSeconds > 0 ? intervalSeconds * 1000 : DEFAULT_INTERVAL_MS
-  return Math.min(Math.max(asked, minIntervalMs), LONGEST_TIMER_MS)
-}
-
-/** The delay until the next periodic announce: `periodMs` plus up to 5 % of it. */
-function reannounceDelay (periodMs, random) {
-  return Math.min(coarse(periodMs * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
-}
-
-// A timer of the real clock: an owner for lib/intervals.js.
-class ClockTimer {
-  constructor (fn, arg) {
-    this.fn = fn
-    this.arg = arg
-    this._intervalQueue = null
-    this._intervalIndex = 0
-  }
-
-  _onIntervalEnd () {
-    this.fn(this.arg)
-  }
+  const period = Math.min(Math.max(asked, minIntervalMs), LONGEST_TIMER_MS)
+  return Math.min(coarse(period * (1 + REANNOUNCE_JITTER * random())), LONGEST_TIMER_MS)
 }
 
 /**
- * Real time. `setTimeout(fn, ms, arg)` calls `fn(arg)`. Every Client's timers
- * share one unref'd Node timer per delay (lib/intervals.js, as UdpTracker's
- * intervals; delays are whole seconds from 10 s, so thousands of Clients use
- * a few hundred Node timers at most). A Client alone does not keep Node alive.
+ * The Clients' timers on real time. An owner has one timer at most:
+ * `start(owner, ms)` calls `owner._onIntervalEnd()` after `ms`, and
+ * `owner._intervalQueue` is not null until then; `stop(owner)` cancels it.
+ * Every Client's timers share one unref'd Node timer per delay
+ * (lib/intervals.js, as UdpTracker's intervals; delays are whole seconds from
+ * 10 s, so thousands of Clients use a few hundred Node timers at most). A
+ * Client alone does not keep Node alive.
  */
-const realClock = Object.freeze({
-  now: () => Date.now(),
-  setTimeout (fn, ms, arg) {
-    const timer = new ClockTimer(fn, arg)
-    // Whole seconds, rounded up (a retry is never early), bound the lengths.
+const realTimers = Object.freeze({
+  now: Date.now,
+  start (owner, ms) {
+    // Whole seconds from 10 s, rounded up (a retry is never early).
     const delay = ms >= WHOLE_SECONDS_FROM_MS ? Math.ceil(ms / 1000) * 1000 : Math.max(0, ms)
-    intervals.schedule(timer, Math.min(delay, LONGEST_TIMER_MS))
-    return timer
+    intervals.schedule(owner, Math.min(delay, LONGEST_TIMER_MS))
   },
-  clearTimeout: (timer) => intervals.cancel(timer)
+  stop (owner) {
+    intervals.cancel(owner)
+  }
 })
+
+/**
+ * The same timers on a clock of a test's own: { now(), setTimeout(fn, ms,
+ * arg) returning a handle, clearTimeout(handle) }.
+ */
+function timersOn (clock) {
+  return Object.freeze({
+    now: () => clock.now(),
+    start (owner, ms) {
+      owner._intervalQueue = clock.setTimeout(onClockTimer, ms, owner)
+    },
+    stop (owner) {
+      if (owner._intervalQueue !== null) clock.clearTimeout(owner._intervalQueue)
+      owner._intervalQueue = null
+    }
+  })
+}
+
+function onClockTimer (owner) {
+  owner._intervalQueue = null
+  owner._onIntervalEnd()
+}
 
 module.exports = {
   RETRY_SCHEDULE_MS,
@@ -87,7 +98,7 @@ module.exports = {
   DEFAULT_INTERVAL_MS,
   REANNOUNCE_JITTER,
   retryDelay,
-  trackerPeriod,
   reannounceDelay,
-  realClock
+  realTimers,
+  timersOn
 }

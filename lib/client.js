@@ -8,7 +8,7 @@
 
 const { EventEmitter } = require('events')
 const backoff = require('./backoff.js')
-const { parseAnnounceList } = require('./tiers.js')
+const { announceList, shuffle } = require('./tiers.js')
 const transport = require('./transport.js')
 
 const DEFAULT_NUMWANT = 50 // bittorrent-tracker's DEFAULT_ANNOUNCE_PEERS
@@ -76,7 +76,9 @@ function trackerWarning (message, code, url) {
 // One tracker of a tier: its failure count, when it may be tried again,
 // whether it refused this torrent for good, and its request in flight (the
 // engine's id, 0 for none). It is the engine's owner of that request: a
-// tracker is in one tier and has at most one request out.
+// tracker is in one tier and has at most one request out. Its timer (the
+// Client's timers, lib/backoff.js) is its first wait: when it passes
+// unanswered, the tier asks its next tracker.
 class TrackerState {
   constructor (tier, url, target) {
     this.tier = tier
@@ -86,20 +88,24 @@ class TrackerState {
     this.retryAt = 0
     this.disabled = false
     this.id = 0
-    this.firstWait = null // the clock's timer: the tier asks its next tracker
+    this._intervalQueue = null // not null while the first wait runs
+    this._intervalIndex = 0
   }
 
   _done (id, message, code, result) {
     if (id !== this.id) return
     this.id = 0
-    this.clearFirstWait()
+    if (this._intervalQueue !== null) this.clearFirstWait()
     if (message === null) this.tier.answered(this, result)
     else this.tier.refused(this, message, code)
   }
 
+  _onIntervalEnd () {
+    this.tier.tryNext()
+  }
+
   clearFirstWait () {
-    if (this.firstWait !== null) this.tier.client._clock.clearTimeout(this.firstWait)
-    this.firstWait = null
+    if (this._intervalQueue !== null) this.tier.client._policy.timers.stop(this)
   }
 
   cancel () {
@@ -109,27 +115,21 @@ class TrackerState {
   }
 }
 
-function onFirstWait (tracker) {
-  tracker.firstWait = null
-  tracker.tier.tryNext()
-}
-
-function onTierTimer (tier) {
-  const event = tier.timerEvent
-  tier.timer = null
-  tier.timerEvent = null
-  tier.client._announceFromTimer(tier, event)
-}
-
 // A tier, and its announce in flight (the job: `event` not null): its
 // trackers are tried in order (`order`, a snapshot), the next one started
 // when the current one's first wait passes unanswered (the earlier requests
-// go on); the first answer wins and the others are cancelled.
+// go on); the first answer wins and the others are cancelled. Its timer (the
+// Client's timers) is its next announce, of `timerEvent`.
 class Tier {
-  constructor (client, trackers) {
+  /** `sites`: the tier's { url, target }, shuffled here once (BEP 12). */
+  constructor (client, sites) {
     this.client = client
+    const trackers = new Array(sites.length)
+    for (let i = 0; i < sites.length; i++) trackers[i] = new TrackerState(this, sites[i].url, sites[i].target)
+    if (trackers.length > 1) shuffle(trackers, client._policy.random)
     this.trackers = trackers
-    this.timer = null
+    this._intervalQueue = null // not null while the timer runs
+    this._intervalIndex = 0
     this.timerEvent = null // what the timer announces when it fires
     this.active = false // re-announcing periodically (after a success that was not `stopped`)
     // The job.
@@ -140,50 +140,67 @@ class Tier {
     this.inFlight = 0
   }
 
+  _onIntervalEnd () {
+    const event = this.timerEvent
+    this.timerEvent = null
+    this.client._announceFromTimer(this, event)
+  }
+
   clearTimer () {
-    if (this.timer !== null) this.client._clock.clearTimeout(this.timer)
-    this.timer = null
+    if (this._intervalQueue !== null) this.client._policy.timers.stop(this)
     this.timerEvent = null
   }
 
   schedule (event, delayMs) {
     this.clearTimer()
     this.timerEvent = event
-    this.timer = this.client._clock.setTimeout(onTierTimer, Math.max(0, delayMs), this)
+    this.client._policy.timers.start(this, Math.max(0, delayMs))
   }
 
   /** Announces `event` with `params`: a new job replacing the one in flight. */
   announce (event, params) {
-    const client = this.client
-    if (this.event !== null) {
-      // A periodic or `update` announce does not replace a `started` or
-      // `completed` the tracker has not confirmed yet: it is sent again.
-      if (event === 'none' && (this.event === 'started' || this.event === 'completed')) event = this.event
-      this.abortJob()
-    }
-    this.clearTimer()
-    const now = client._clock.now()
-    const ready = this.readyTrackers(now)
-    if (ready.length === 0) {
-      // Every tracker of the tier is backing off: announce when the first may.
-      const at = this.nextRetryAt()
-      if (at !== Infinity && event !== 'stopped') this.schedule(event, at - now)
+    if (this.event !== null) event = this.replaceJob(event)
+    if (this._intervalQueue !== null) this.clearTimer()
+    // A tier of one tracker that never failed is ready: its list is its own snapshot.
+    const all = this.trackers
+    const order = all.length === 1 && all[0].retryAt === 0 && !all[0].disabled ? all : this.readyTrackers()
+    if (order.length === 0) {
+      this.waitForRetry(event)
       return
     }
     this.event = event
     this.params = params
-    this.order = ready
-    this.next = 0
-    this.inFlight = 0
-    this.tryNext()
+    this.order = order
+    this.next = 1
+    this.inFlight = 1
+    this.send(order[0])
+  }
+
+  /** Aborts the job in flight for a new one of `event`; returns the event the new one sends. */
+  replaceJob (event) {
+    // A periodic or `update` announce does not replace a `started` or
+    // `completed` the tracker has not confirmed yet: it is sent again.
+    const replaced = this.event
+    this.abortJob()
+    return event === 'none' && (replaced === 'started' || replaced === 'completed') ? replaced : event
   }
 
   /** The trackers that may be asked now, in tier order (a snapshot). */
-  readyTrackers (now) {
+  readyTrackers () {
     const all = this.trackers
     // A one-tracker tier is never reordered: its list is its own snapshot.
-    if (all.length === 1) return all[0].disabled || all[0].retryAt > now ? NONE : all
+    if (all.length === 1) {
+      const t = all[0]
+      return t.disabled || (t.retryAt !== 0 && t.retryAt > this.client._policy.timers.now()) ? NONE : all
+    }
+    const now = this.client._policy.timers.now()
     return all.filter((t) => !t.disabled && t.retryAt <= now)
+  }
+
+  /** Every tracker of the tier is backing off or disabled: announce `event` when the first may. */
+  waitForRetry (event) {
+    const at = this.nextRetryAt()
+    if (at !== Infinity && event !== 'stopped') this.schedule(event, at - this.client._policy.timers.now())
   }
 
   /** When the first tracker still in use may be asked again (Infinity: none is). */
@@ -193,27 +210,36 @@ class Tier {
     return at
   }
 
+  /** Asks the job's next tracker, if any; when none is left and none is out, the job failed. */
   tryNext () {
     if (this.event === null) return
-    const client = this.client
-    if (client.destroyed || this.next >= this.order.length) {
+    if (this.client.destroyed || this.next >= this.order.length) {
       if (this.inFlight === 0) this.failed()
       return
     }
-    const tracker = this.order[this.next++]
     this.inFlight++
+    this.send(this.order[this.next++])
+  }
+
+  /** Sends the job's announce to `tracker`, the job's `next - 1`-th. */
+  send (tracker) {
+    const client = this.client
     // The next tracker of the tier is asked when this one's first wait passes
     // unanswered (a tier of one has no next). The engine does not report a
     // request's first resend, so this is a timer, on the Clients' shared wheel.
-    if (this.next < this.order.length) tracker.firstWait = client._clock.setTimeout(onFirstWait, 2 * tracker.target.timeoutMs, tracker)
+    if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
     const params = this.params
-    tracker.id = transport.announce(tracker, tracker.target, client._infoHashBuffer, client._peerIdBuffer,
-      params.fields, params.counters, this.event)
+    tracker.id = transport.startAnnounce(tracker, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
   }
 
   abortJob () {
     if (this.event === null) return
     for (let i = 0; i < this.next; i++) this.order[i].cancel()
+    this.endJob()
+  }
+
+  endJob () {
     this.event = null
     this.params = null
     this.order = NONE
@@ -224,22 +250,25 @@ class Tier {
   answered (tracker, result) {
     if (this.event === null) return
     const event = this.event
-    this.inFlight--
-    this.abortJob()
+    // The other requests of the job are cancelled (the one answered is done).
+    if (this.next > 1) this.abortJob()
+    else this.endJob()
     const client = this.client
     tracker.failures = 0
     tracker.retryAt = 0
     // BEP 12: a tracker that answered moves to the front of its tier.
-    const at = this.trackers.indexOf(tracker)
-    if (at > 0) this.trackers.unshift(...this.trackers.splice(at, 1))
+    const trackers = this.trackers
+    if (trackers[0] !== tracker) trackers.unshift(...trackers.splice(trackers.indexOf(tracker), 1))
     if (event === 'stopped') {
       this.active = false
     } else {
       // The tracker's interval is applied before `update` is emitted, so a
       // setInterval() called from an `update` listener wins.
       this.active = true
-      const period = backoff.trackerPeriod(result.interval, client._minIntervalMs)
-      this.schedule('none', backoff.reannounceDelay(period, client._random))
+      const policy = client._policy
+      if (this._intervalQueue !== null) policy.timers.stop(this)
+      this.timerEvent = 'none'
+      policy.timers.start(this, backoff.reannounceDelay(result.interval, policy.minIntervalMs, policy.random))
     }
     client._emitAnnounce(tracker.url, result)
     client._settled()
@@ -255,7 +284,7 @@ class Tier {
       client._warn(trackerWarning(message, code, tracker.url))
     } else {
       tracker.failures++
-      tracker.retryAt = client._clock.now() + backoff.retryDelay(tracker.failures, client._random)
+      tracker.retryAt = client._policy.timers.now() + backoff.retryDelay(tracker.failures, client._policy.random)
       // As bittorrent-tracker: a `stopped` that times out is not worth a warning.
       if (!(this.event === 'stopped' && code === 'ERR_TRACKER_TIMEOUT')) client._warn(trackerWarning(message, code, tracker.url))
     }
@@ -268,7 +297,7 @@ class Tier {
     this.abortJob()
     const at = this.nextRetryAt()
     if (at !== Infinity && event !== 'stopped' && !this.client.destroyed) {
-      this.schedule(event, at - this.client._clock.now())
+      this.schedule(event, at - this.client._policy.timers.now())
     }
     this.client._settled()
   }
@@ -276,7 +305,7 @@ class Tier {
   setPeriod (ms) {
     // Only a tier waiting for its periodic announce moves: one backing off
     // keeps its retry time, one in flight gets the tracker's interval.
-    if (!this.active || this.event !== null || (this.timer !== null && this.timerEvent !== 'none')) return
+    if (!this.active || this.event !== null || (this._intervalQueue !== null && this.timerEvent !== 'none')) return
     if (ms > 0) this.schedule('none', ms)
     else this.clearTimer()
   }
@@ -317,21 +346,129 @@ class ScrapeRequest {
   }
 }
 
+/**
+ * The Client's tiers of `tiers` (lists of { url, target }); with
+ * `allTrackers`, each tier is shuffled once, then every tracker is a tier of its own.
+ */
+function tiersOf (client, tiers, allTrackers) {
+  if (allTrackers) {
+    const result = []
+    for (const sites of tiers) {
+      const order = sites.length > 1 ? shuffle(sites.slice(), client._policy.random) : sites
+      for (const site of order) result.push(new Tier(client, [site]))
+    }
+    return result
+  }
+  const result = new Array(tiers.length)
+  for (let i = 0; i < tiers.length; i++) result[i] = new Tier(client, tiers[i])
+  return result
+}
+
+// Test hooks (a clock { now, setTimeout, clearTimeout } and random()) and the
+// re-announce floor, with the Client's timers on that clock (lib/backoff.js):
+// one object shared by every Client with the defaults.
+const DEFAULT_POLICY = Object.freeze({
+  clock: null,
+  timers: backoff.realTimers,
+  random: Math.random,
+  minIntervalMs: backoff.MIN_INTERVAL_MS
+})
+
+function policyOf (opts) {
+  const clock = opts._clock || null
+  const random = opts._random || Math.random
+  const minIntervalMs = msOption(opts.minInterval, 'opts.minInterval', backoff.MIN_INTERVAL_MS)
+  if (clock === null && random === Math.random && minIntervalMs === backoff.MIN_INTERVAL_MS) return DEFAULT_POLICY
+  return Object.freeze({ clock, timers: clock === null ? backoff.realTimers : backoff.timersOn(clock), random, minIntervalMs })
+}
+
+/** bittorrent-tracker's checks and messages, then the port's range. */
+function checkRequired (opts) {
+  if (opts === undefined || opts === null || typeof opts !== 'object') throw new TypeError('opts must be an object')
+  if (!opts.peerId) throw new Error('Option `peerId` is required')
+  if (!opts.infoHash) throw new Error('Option `infoHash` is required')
+  if (!opts.announce) throw new Error('Option `announce` is required')
+  if (!opts.port) throw new Error('Option `port` is required')
+  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
+    throw new RangeError(`opts.port must be an integer from 1 to 65535, got ${String(opts.port)}`)
+  }
+  if (opts.getAnnounceOpts !== undefined && opts.getAnnounceOpts !== null && typeof opts.getAnnounceOpts !== 'function') {
+    throw new TypeError('opts.getAnnounceOpts must be a function')
+  }
+}
+
+// The checked request options of Clients given no UdpTracker option (most
+// of them), by port; each such Client takes a copy of `fields` with a key of
+// its own.
+const plainSetups = new Map()
+const SETUPS_KEPT = 64
+
+/**
+ * UdpTracker's options for every request of a Client, checked: { fields,
+ * targets, trackerOpts, plain, lists } (see `resolveList` for `lists`).
+ */
+function requestSetup (opts) {
+  let plain = true
+  for (let i = 0; i < TRACKER_OPTIONS.length && plain; i++) plain = opts[TRACKER_OPTIONS[i]] === undefined
+  let setup = plain ? plainSetups.get(opts.port) : undefined
+  if (setup === undefined) {
+    // numWant as bittorrent-tracker's default.
+    const trackerOpts = { port: opts.port, maxAttempts: DEFAULT_MAX_ATTEMPTS, numWant: DEFAULT_NUMWANT }
+    for (const name of TRACKER_OPTIONS) {
+      if (opts[name] !== undefined && opts[name] !== null) trackerOpts[name] = opts[name]
+    }
+    // The engine's checks: a bad option is a TypeError or RangeError naming it.
+    const { fields, targets } = transport.checkOptions(trackerOpts)
+    setup = { fields, targets, trackerOpts, plain, lists: new Map() }
+    if (plain) {
+      if (plainSetups.size >= SETUPS_KEPT) plainSetups.clear()
+      plainSetups.set(opts.port, setup)
+    }
+  }
+  return setup
+}
+
+/** The announce fields of a new Client: a random key, one per torrent, unless the options give one. */
+function announceFields (setup) {
+  const fields = setup.fields
+  if (!setup.plain) return fields // checked for this Client alone
+  return { port: fields.port, numWant: fields.numWant, key: transport.randomKey(), ip: fields.ip }
+}
+
+const LISTS_KEPT = 256
+
+/**
+ * The tiers of an announce list (lib/tiers.js) with each URL's target for
+ * `setup`: { tiers: lists of { url, target }, refused: the warning texts of
+ * the URLs the engine refuses (a host or path too long) }. Kept per setup
+ * and list: Clients with the same options and list share it.
+ */
+function resolveList (list, setup) {
+  let resolved = setup.lists.get(list)
+  if (resolved !== undefined) return resolved
+  const tiers = []
+  const refused = []
+  for (const urls of list.tiers) {
+    const sites = []
+    for (const url of urls) {
+      try {
+        sites.push(Object.freeze({ url, target: transport.trackerTarget(url, setup.trackerOpts, setup.targets) }))
+      } catch (err) {
+        refused.push(`${err.message} (${url})`)
+      }
+    }
+    if (sites.length > 0) tiers.push(Object.freeze(sites))
+  }
+  resolved = Object.freeze({ tiers: Object.freeze(tiers), refused: Object.freeze(refused) })
+  if (setup.lists.size >= LISTS_KEPT) setup.lists.clear()
+  setup.lists.set(list, resolved)
+  return resolved
+}
+
 class Client extends EventEmitter {
   constructor (opts) {
     super()
-    if (opts === undefined || opts === null || typeof opts !== 'object') throw new TypeError('opts must be an object')
-    // bittorrent-tracker's checks and messages.
-    if (!opts.peerId) throw new Error('Option `peerId` is required')
-    if (!opts.infoHash) throw new Error('Option `infoHash` is required')
-    if (!opts.announce) throw new Error('Option `announce` is required')
-    if (!opts.port) throw new Error('Option `port` is required')
-    if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
-      throw new RangeError(`opts.port must be an integer from 1 to 65535, got ${String(opts.port)}`)
-    }
-    if (opts.getAnnounceOpts !== undefined && opts.getAnnounceOpts !== null && typeof opts.getAnnounceOpts !== 'function') {
-      throw new TypeError('opts.getAnnounceOpts must be a function')
-    }
+    checkRequired(opts)
     const peerId = idBytes(opts.peerId, 'opts.peerId')
     const infoHash = idBytes(opts.infoHash, 'opts.infoHash')
     // As bittorrent-tracker: hex strings, the info hash lower-case.
@@ -343,42 +480,21 @@ class Client extends EventEmitter {
     this._getAnnounceOpts = opts.getAnnounceOpts || null
     this.destroyed = false
 
-    // Test hooks: a clock { now, setTimeout, clearTimeout } and random().
-    this._clock = opts._clock || backoff.realClock
-    this._random = opts._random || Math.random
-    this._minIntervalMs = msOption(opts.minInterval, 'opts.minInterval', backoff.MIN_INTERVAL_MS)
-
-    // UdpTracker's options for every request; numWant as bittorrent-tracker's default.
-    const trackerOpts = { port: opts.port, maxAttempts: DEFAULT_MAX_ATTEMPTS, numWant: DEFAULT_NUMWANT }
-    for (const name of TRACKER_OPTIONS) {
-      if (opts[name] !== undefined && opts[name] !== null) trackerOpts[name] = opts[name]
-    }
-    // The engine's checks: a bad option is a TypeError or RangeError naming it,
-    // from here. The announce key is random, one per torrent, the same for
-    // every tracker and announce.
-    const { fields, targets } = transport.checkOptions(trackerOpts)
-    this._fields = fields
-
-    const { tiers, problems } = parseAnnounceList(opts.announce, {
-      random: this._random,
-      allTrackers: opts.announceToAllTrackers === true
-    })
-    this._tiers = []
-    for (const urls of tiers) {
-      const tier = new Tier(this, [])
-      for (const url of urls) {
-        try {
-          tier.trackers.push(new TrackerState(tier, url, transport.trackerTarget(url, trackerOpts, targets)))
-        } catch (err) {
-          // A URL the engine refuses (a host or path too long): this tracker cannot be used.
-          problems.push(`${err.message} (${url})`)
-        }
-      }
-      if (tier.trackers.length > 0) this._tiers.push(tier)
-    }
+    this._policy = policyOf(opts)
+    const setup = requestSetup(opts)
+    this._fields = announceFields(setup)
+    const list = announceList(opts.announce)
+    const sites = resolveList(list, setup)
+    this._tiers = tiersOf(this, sites.tiers, opts.announceToAllTrackers === true)
     this._scrapes = null // a Set of the ScrapeRequests in flight, from the first scrape()
     this._onSettled = null
-    for (const problem of problems) this._warn(new Error(problem))
+    // Entries that cannot be used are warnings, after the constructor returns.
+    if (list.problems.length > 0 || sites.refused.length > 0) this._warnAll(list.problems.concat(sites.refused))
+  }
+
+  /** The clock given as `opts._clock` (a test hook), or null. */
+  get _clock () {
+    return this._policy.clock
   }
 
   /** Announces `started` to every tier, then re-announces every interval. */
@@ -447,17 +563,24 @@ class Client extends EventEmitter {
     this._getAnnounceOpts = null
     if (this._scrapes !== null) for (const request of this._scrapes) transport.cancel(request.id)
     this._scrapes = null
-    const stopping = []
+    let stopping = null
     for (const tier of this._tiers) {
       tier.clearTimer()
       if (tier.event === 'stopped' && tier.inFlight > 0) {
         // No other tracker is tried; the requests out may finish.
         for (let i = 0; i < tier.next; i++) tier.order[i].clearFirstWait()
+        if (stopping === null) stopping = []
         stopping.push(tier)
       } else {
         tier.abortJob()
       }
     }
+    if (stopping !== null) this._finishStopping(stopping, cb)
+    else if (cb) process.nextTick(cb, null)
+  }
+
+  /** destroy(): `cb` once the `stopped` announces of `stopping` (tiers) are done, or after 1 s. */
+  _finishStopping (stopping, cb) {
     const finish = () => {
       if (this._onSettled === null) return
       this._onSettled = null
@@ -465,7 +588,7 @@ class Client extends EventEmitter {
       for (const tier of stopping) tier.abortJob()
       if (cb) cb(null)
     }
-    const timer = setTimeout(finish, stopping.length > 0 ? DESTROY_TIMEOUT_MS : 0)
+    const timer = setTimeout(finish, DESTROY_TIMEOUT_MS)
     this._onSettled = () => {
       if (stopping.every((tier) => tier.event === null)) finish()
     }
@@ -516,6 +639,10 @@ class Client extends EventEmitter {
       if (this.destroyed) return
       this.emit('peer', peer)
     }
+  }
+
+  _warnAll (problems) {
+    for (const problem of problems) this._warn(new Error(problem))
   }
 
   _warn (err) {

@@ -72,20 +72,57 @@ function addUrl (item, tier, seen, problems) {
   else tier.push(url)
 }
 
+// Parsed announce lists by content: thousands of torrents carry the same few
+// lists, so each is checked once (bounded: when full it starts again, and a
+// list longer than LIST_KEY_MAX characters as JSON is parsed every time).
+const lists = new Map()
+const LISTS_KEPT = 256
+const LIST_KEY_MAX = 16384
+
+/** Whether `announce` is a URL or a list of URLs and lists of URLs, all strings. */
+function stringsOnly (announce) {
+  if (typeof announce === 'string') return true
+  if (!Array.isArray(announce)) return false
+  for (let i = 0; i < announce.length; i++) {
+    const entry = announce[i]
+    if (typeof entry === 'string') continue
+    if (!Array.isArray(entry)) return false
+    for (let j = 0; j < entry.length; j++) if (typeof entry[j] !== 'string') return false
+  }
+  return true
+}
+
 /**
- * Splits `announce` into tiers of usable URLs, each tier shuffled once (BEP
- * 12), duplicates dropped (first place wins). Returns { tiers, problems }:
- * `problems` are warning texts for entries that cannot be used.
- * With `allTrackers`, every tracker is a tier of its own.
+ * `announce` as { tiers, problems, urls }: its tiers of usable URLs in the
+ * order given (not shuffled), duplicates dropped (first place wins),
+ * `problems` the warning texts of entries that cannot be used, `urls` how
+ * many URLs the tiers hold. Shared by every caller with the same list: read only.
  */
-function parseAnnounceList (announce, { random, allTrackers }) {
+function announceList (announce) {
+  // JSON tells a URL, a list and a list of tiers apart; only lists of
+  // strings are kept, as anything else may be read differently next time.
+  let key = stringsOnly(announce) ? JSON.stringify(announce) : null
+  if (key !== null && key.length > LIST_KEY_MAX) key = null
+  let list = key === null ? undefined : lists.get(key)
+  if (list === undefined) {
+    list = parseList(announce)
+    if (key !== null) {
+      if (lists.size >= LISTS_KEPT) lists.clear()
+      lists.set(key, list)
+    }
+  }
+  return list
+}
+
+function parseList (announce) {
   const raw = announce === undefined || announce === null
     ? []
     : typeof announce === 'string' || announce instanceof Uint8Array ? [announce] : announce
   if (!Array.isArray(raw)) throw new TypeError('opts.announce must be a URL, a list of URLs or a list of tiers')
   const seen = new Set()
   const problems = []
-  let tiers = []
+  const tiers = []
+  let urls = 0
   for (const entry of raw) {
     const tier = []
     if (Array.isArray(entry)) {
@@ -93,10 +130,10 @@ function parseAnnounceList (announce, { random, allTrackers }) {
     } else {
       addUrl(entry, tier, seen, problems)
     }
-    if (tier.length > 0) tiers.push(shuffle(tier, random))
+    if (tier.length > 0) tiers.push(Object.freeze(tier))
+    urls += tier.length
   }
-  if (allTrackers) tiers = tiers.flat().map((url) => [url])
-  return { tiers, problems }
+  return Object.freeze({ tiers: Object.freeze(tiers), problems: Object.freeze(problems), urls })
 }
 
-module.exports = { parseAnnounceList, urlProblem, shuffle }
+module.exports = { announceList, urlProblem, shuffle }

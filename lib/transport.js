@@ -7,6 +7,7 @@
 // its id, and cancelling it is one Map deletion (one napi call once sent).
 // Every Client shares connection ids (scope 0, as the promise API).
 
+const { randomFillSync } = require('crypto')
 const engine = require('./engine.js')
 const { targetFor } = require('./target.js')
 const { EVENTS, LIMITS, checkAnnounceFields, checkRequestOptions } = require('./validate.js')
@@ -56,14 +57,28 @@ function trackerTarget (url, opts, targets) {
   return target
 }
 
-/**
- * Announces `event` (a name) with `counters` ({ downloaded, left, uploaded },
- * numbers or BigInts) and `fields` ({ port, numWant, key, ip }) for `owner`;
- * returns the request's id. `owner._done` hears of it, never inside this call.
- */
-function announce (owner, target, infoHash, peerId, fields, counters, event) {
-  return engine.startAnnounce(owner, target, SHARED_SCOPE, infoHash, peerId, fields, counters, EVENTS[event])
+// Announce keys, drawn from a pool of random bytes refilled when used up.
+const keys = new Uint32Array(1024)
+let keysUsed = keys.length
+
+/** A random announce key: one per torrent (BEP 15's `key`). */
+function randomKey () {
+  if (keysUsed === keys.length) {
+    randomFillSync(keys)
+    keysUsed = 0
+  }
+  return keys[keysUsed++]
 }
+
+/**
+ * Announces for `owner`: `startAnnounce(owner, target, SHARED_SCOPE,
+ * infoHash, peerId, fields, counters, EVENTS[event])`, with `counters` ({
+ * downloaded, left, uploaded }, numbers or BigInts) and `fields` ({ port,
+ * numWant, key, ip }); returns the request's id. `owner._done` hears of it,
+ * never inside this call. The engine's own function: a wrapper here would be
+ * one more function for V8 to compile in every process.
+ */
+const startAnnounce = engine.startAnnounce
 
 /**
  * Scrapes `hashes` (Buffers, at most SCRAPE_HASHES_PER_REQUEST; the engine
@@ -82,7 +97,10 @@ module.exports = {
   SCRAPE_HASHES_PER_REQUEST: LIMITS.scrapeHashesPerRequest,
   checkOptions,
   trackerTarget,
-  announce,
+  randomKey,
+  SHARED_SCOPE,
+  EVENTS,
+  startAnnounce,
   scrape,
   cancel
 }
