@@ -7,10 +7,9 @@
 // its id, and cancelling it is one Map deletion (one napi call once sent).
 // Every Client shares connection ids (scope 0, as the promise API).
 
-const { randomFillSync } = require('crypto')
 const engine = require('./engine.js')
 const { targetFor } = require('./target.js')
-const { EVENTS, LIMITS, checkAnnounceFields, checkRequestOptions } = require('./validate.js')
+const { EVENTS, LIMITS, checkAnnounceFields, checkRequestOptions, randomKey } = require('./validate.js')
 
 const SHARED_SCOPE = 0
 
@@ -57,19 +56,6 @@ function trackerTarget (url, opts, targets) {
   return target
 }
 
-// Announce keys, drawn from a pool of random bytes refilled when used up.
-const keys = new Uint32Array(1024)
-let keysUsed = keys.length
-
-/** A random announce key: one per torrent (BEP 15's `key`). */
-function randomKey () {
-  if (keysUsed === keys.length) {
-    randomFillSync(keys)
-    keysUsed = 0
-  }
-  return keys[keysUsed++]
-}
-
 /**
  * Announces for `owner`: `startAnnounce(owner, target, SHARED_SCOPE,
  * infoHash, peerId, fields, counters, EVENTS[event])`, with `counters` ({
@@ -97,7 +83,7 @@ module.exports = {
   SCRAPE_HASHES_PER_REQUEST: LIMITS.scrapeHashesPerRequest,
   checkOptions,
   trackerTarget,
-  randomKey,
+  randomKey, // one per torrent (BEP 15's `key`), from lib/validate.js's pool
   SHARED_SCOPE,
   EVENTS,
   startAnnounce,
