@@ -16,9 +16,10 @@
 //!   time (RFC 6298), which connection ids it answered lately, and how many
 //!   info hashes it answers per scrape.
 
+mod fast_hash;
 mod tracker;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use crate::proto::{
     Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId, MAX_SCRAPE_HASHES_V4,
     MAX_SCRAPE_HASHES_V6,
 };
+use fast_hash::{FastMap, FastSet};
 pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState, INITIAL_CWND, MIN_CWND};
 
 /// A request's handle, chosen by the caller.
@@ -369,7 +371,7 @@ struct ConnectExchange {
 #[derive(Debug, Default)]
 struct RetiredTids {
     order: VecDeque<(Instant, TransactionId)>,
-    set: HashSet<TransactionId>,
+    set: FastSet<TransactionId>,
 }
 
 impl RetiredTids {
@@ -398,13 +400,13 @@ impl RetiredTids {
 }
 
 pub struct Session {
-    requests: HashMap<RequestId, Request>,
-    request_tids: HashMap<TransactionId, RequestId>,
-    connects: HashMap<TransactionId, ConnectExchange>,
-    shared_connects: HashMap<(SocketAddr, bool), TransactionId>,
+    requests: FastMap<RequestId, Request>,
+    request_tids: FastMap<TransactionId, RequestId>,
+    connects: FastMap<TransactionId, ConnectExchange>,
+    shared_connects: FastMap<(SocketAddr, bool), TransactionId>,
     retired: RetiredTids,
     cache: ConnectionIdCache,
-    trackers: HashMap<SocketAddr, TrackerState>,
+    trackers: FastMap<SocketAddr, TrackerState>,
     timers: BTreeSet<(Instant, RequestId)>,
     transmits: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
@@ -412,10 +414,10 @@ pub struct Session {
     stats: Stats,
     /// Host addresses that did not answer, mapped to the other-family address
     /// of the same host that did, and when it did.
-    preferred: HashMap<SocketAddr, (SocketAddr, Instant)>,
+    preferred: FastMap<SocketAddr, (SocketAddr, Instant)>,
     window: usize,
     /// Requests holding a place in the window.
-    in_window: HashSet<RequestId>,
+    in_window: FastSet<RequestId>,
     /// Requests waiting for a place, oldest first, by their `Phase::Queued` seq.
     queue: BTreeMap<u64, RequestId>,
     next_seq: u64,
@@ -436,21 +438,21 @@ impl Session {
 
     pub fn with_rng(rng: StdRng) -> Self {
         Session {
-            requests: HashMap::new(),
-            request_tids: HashMap::new(),
-            connects: HashMap::new(),
-            shared_connects: HashMap::new(),
+            requests: FastMap::default(),
+            request_tids: FastMap::default(),
+            connects: FastMap::default(),
+            shared_connects: FastMap::default(),
             retired: RetiredTids::default(),
             cache: ConnectionIdCache::default(),
-            trackers: HashMap::new(),
+            trackers: FastMap::default(),
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             rng,
             stats: Stats::default(),
-            preferred: HashMap::new(),
+            preferred: FastMap::default(),
             window: DEFAULT_WINDOW,
-            in_window: HashSet::new(),
+            in_window: FastSet::default(),
             queue: BTreeMap::new(),
             next_seq: 0,
         }

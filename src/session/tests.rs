@@ -7,6 +7,7 @@
 use super::*;
 use crate::proto::{AnnounceEvent, AnnounceRequest, LibtorrentExtensions, PeerId};
 use crate::proto::{ConnectResponse, ErrorResponse, ScrapeStats};
+use std::collections::HashSet;
 
 const TRACKER: &str = "10.0.0.1:6969";
 /// A different host.

@@ -2,10 +2,11 @@
 //! connection ids it issued, its round-trip time, and how many info hashes it
 //! answers per scrape.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::fast_hash::{FastMap, FastSet};
 use super::{is_fresh, RequestId, Scope, CONNECTION_ID_TTL, DEFAULT_WINDOW, PROBE_FLOOR};
 use crate::proto::ConnectionId;
 
@@ -32,7 +33,7 @@ struct CachedId {
     /// When its reply arrived.
     obtained: Instant,
     /// The scopes whose requests used it.
-    scopes: HashSet<Scope>,
+    scopes: FastSet<Scope>,
 }
 
 /// Connection ids by tracker address. An id is only ever sent to the address
@@ -43,7 +44,7 @@ struct CachedId {
 #[derive(Debug, Default)]
 pub struct ConnectionIdCache {
     /// Oldest first.
-    entries: HashMap<SocketAddr, Vec<CachedId>>,
+    entries: FastMap<SocketAddr, Vec<CachedId>>,
 }
 
 impl ConnectionIdCache {
