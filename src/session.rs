@@ -19,7 +19,8 @@
 mod fast_hash;
 mod tracker;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -343,7 +344,8 @@ struct Request {
     tracker: SocketAddr,
     options: RequestOptions,
     phase: Phase,
-    deadline: Instant,
+    /// When its timer fires, if one is set (see `Session::timers`).
+    deadline: Option<Instant>,
     started: Instant,
     connect_attempts: u32,
     request_attempts: u32,
@@ -407,7 +409,11 @@ pub struct Session {
     retired: RetiredTids,
     cache: ConnectionIdCache,
     trackers: FastMap<SocketAddr, TrackerState>,
-    timers: BTreeSet<(Instant, RequestId)>,
+    /// Request timers, earliest first (ties by id). An entry is live while
+    /// its request's `deadline` is still that instant: a request rescheduled
+    /// or gone leaves its old entry behind, skipped when it comes up, which
+    /// costs less than taking it out of the middle (see `schedule`).
+    timers: BinaryHeap<Reverse<(Instant, RequestId)>>,
     transmits: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
     rng: StdRng,
@@ -445,7 +451,7 @@ impl Session {
             retired: RetiredTids::default(),
             cache: ConnectionIdCache::default(),
             trackers: FastMap::default(),
-            timers: BTreeSet::new(),
+            timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             rng,
@@ -538,7 +544,7 @@ impl Session {
             tracker,
             options,
             phase: Phase::Queued { seq: 0 },
-            deadline: now,
+            deadline: None,
             started: now,
             connect_attempts: 0,
             request_attempts: 0,
@@ -585,7 +591,6 @@ impl Session {
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
-        self.timers.remove(&(request.deadline, id));
         self.leave_phase(now, id, request.tracker, request.phase);
         self.leave_window(now, id);
     }
@@ -604,17 +609,28 @@ impl Session {
     }
 
     /// When `handle_timeout` next has work to do.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|&(at, _)| at)
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if self.timer_is_live(at, id) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.timers.first() {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 break;
             }
-            self.timers.pop_first();
-            self.on_timeout(now, id);
+            self.timers.pop();
+            if let Some(request) = self.requests.get_mut(&id) {
+                if request.deadline == Some(at) {
+                    request.deadline = None;
+                    self.on_timeout(now, id);
+                }
+            }
         }
         self.retired.prune(now);
         self.cache.prune(now);
@@ -705,14 +721,14 @@ impl Session {
         let Some(fallback) = request.fallback.take() else {
             return false;
         };
-        let (primary, deadline, phase) = (request.tracker, request.deadline, request.phase);
+        let (primary, phase) = (request.tracker, request.phase);
         request.switched_from = Some(primary);
         request.connect_attempts = 0;
         request.request_attempts = 0;
         self.leave_phase(now, id, primary, phase);
-        self.timers.remove(&(deadline, id));
         if let Some(request) = self.requests.get_mut(&id) {
             request.tracker = fallback;
+            request.deadline = None;
         }
         self.obtain_connection_id(now, id);
         true
@@ -795,12 +811,12 @@ impl Session {
         };
         request.retried_with_fresh_id = true;
         request.request_attempts = 0;
-        let (tracker, deadline) = (request.tracker, request.deadline);
+        request.deadline = None;
+        let tracker = request.tracker;
         if self.cache.invalidate(tracker, sent.connection_id) {
             self.stats.renewed_connection_ids += 1;
         }
         self.leave_phase(now, id, tracker, phase);
-        self.timers.remove(&(deadline, id));
         self.obtain_connection_id(now, id);
     }
 
@@ -976,7 +992,7 @@ impl Session {
                 issued,
                 from_cache,
             };
-            self.timers.remove(&(request.deadline, id));
+            request.deadline = None;
             return;
         }
         state.outstanding += 1;
@@ -1418,13 +1434,26 @@ impl Session {
         }
     }
 
+    /// Sets request `id`'s timer to `at`, replacing the one it had.
     fn schedule(&mut self, id: RequestId, at: Instant) {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        self.timers.remove(&(request.deadline, id));
-        request.deadline = at;
-        self.timers.insert((at, id));
+        request.deadline = Some(at);
+        self.timers.push(Reverse((at, id)));
+        // Dead entries wait for their instant to be skipped; should they
+        // ever outnumber the live ones (long waits, quick answers), sweep.
+        if self.timers.len() > 2 * self.requests.len() + 1024 {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.retain(|&Reverse((at, id))| self.timer_is_live(at, id));
+            self.timers = timers;
+        }
+    }
+
+    fn timer_is_live(&self, at: Instant, id: RequestId) -> bool {
+        self.requests
+            .get(&id)
+            .is_some_and(|r| r.deadline == Some(at))
     }
 
     /// A random id not in use by any exchange in flight nor recently retired.
