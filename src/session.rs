@@ -17,10 +17,11 @@
 //!   info hashes it answers per scrape.
 
 mod fast_hash;
+mod line;
 mod tracker;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use crate::proto::{
     MAX_SCRAPE_HASHES_V6,
 };
 use fast_hash::{FastMap, FastSet};
+use line::Line;
 pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState, INITIAL_CWND, MIN_CWND};
 
 /// A request's handle, chosen by the caller.
@@ -425,7 +427,7 @@ pub struct Session {
     /// Requests holding a place in the window.
     in_window: FastSet<RequestId>,
     /// Requests waiting for a place, oldest first, by their `Phase::Queued` seq.
-    queue: BTreeMap<u64, RequestId>,
+    queue: Line,
     next_seq: u64,
 }
 
@@ -459,7 +461,7 @@ impl Session {
             preferred: FastMap::default(),
             window: DEFAULT_WINDOW,
             in_window: FastSet::default(),
-            queue: BTreeMap::new(),
+            queue: Line::default(),
             next_seq: 0,
         }
     }
@@ -560,7 +562,9 @@ impl Session {
             self.next_seq += 1;
             request.phase = Phase::Queued { seq };
             self.requests.insert(id, request);
-            self.queue.insert(seq, id);
+            let requests = &self.requests;
+            self.queue
+                .push(seq, id, |seq, id| queued(requests, seq, id));
         }
     }
 
@@ -579,7 +583,8 @@ impl Session {
 
     fn admit_queued(&mut self, now: Instant) {
         while self.in_window.len() < self.window {
-            let Some((_, id)) = self.queue.pop_first() else {
+            let requests = &self.requests;
+            let Some(id) = self.queue.pop(|seq, id| queued(requests, seq, id)) else {
                 break;
             };
             self.admit(now, id);
@@ -739,13 +744,11 @@ impl Session {
     /// so late replies are known) and its room in the tracker's window.
     fn leave_phase(&mut self, now: Instant, id: RequestId, tracker: SocketAddr, phase: Phase) {
         match phase {
-            Phase::Queued { seq } => {
-                self.queue.remove(&seq);
-            }
+            Phase::Queued { .. } => self.queue.leave(),
             Phase::Connecting { tid, .. } => self.leave_connect(tid, id, now),
-            Phase::Waiting { seq, .. } => {
+            Phase::Waiting { .. } => {
                 if let Some(state) = self.trackers.get_mut(&tracker) {
-                    state.waiting.remove(&seq);
+                    state.waiting.leave();
                 }
             }
             Phase::Requesting(sent) => {
@@ -774,7 +777,8 @@ impl Session {
             if !state.has_room() {
                 return;
             }
-            let Some((_, id)) = state.waiting.pop_first() else {
+            let requests = &self.requests;
+            let Some(id) = state.waiting.pop(|seq, id| waiting(requests, seq, id)) else {
                 return;
             };
             let Some(request) = self.requests.get(&id) else {
@@ -985,7 +989,6 @@ impl Session {
             // The tracker's window is full: wait in line, in order.
             let seq = self.next_seq;
             self.next_seq += 1;
-            state.waiting.insert(seq, id);
             request.phase = Phase::Waiting {
                 seq,
                 connection_id,
@@ -993,6 +996,10 @@ impl Session {
                 from_cache,
             };
             request.deadline = None;
+            let requests = &self.requests;
+            state
+                .waiting
+                .push(seq, id, |seq, id| waiting(requests, seq, id));
             return;
         }
         state.outstanding += 1;
@@ -1468,6 +1475,20 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether request `id` stands in the window's queue under `seq`.
+fn queued(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+    requests
+        .get(&id)
+        .is_some_and(|r| matches!(r.phase, Phase::Queued { seq: s } if s == seq))
+}
+
+/// Whether request `id` stands in its tracker's line under `seq`.
+fn waiting(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+    requests
+        .get(&id)
+        .is_some_and(|r| matches!(r.phase, Phase::Waiting { seq: s, .. } if s == seq))
 }
 
 fn timeout_error(waited: Duration) -> RequestError {
