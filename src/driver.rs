@@ -388,6 +388,9 @@ struct State {
     proxies: Proxies,
     /// The datagrams of the send in progress (kept for its allocation).
     outgoing: Vec<Transmit>,
+    /// Whether each socket (IPv4, IPv6) sends runs of equal datagrams as
+    /// one segmented message (`batch.rs`).
+    segment: [bool; 2],
 }
 
 async fn run(
@@ -407,6 +410,7 @@ async fn run(
         resolver_tx,
         done: Vec::new(),
         outgoing: Vec::with_capacity(batch::BATCH),
+        segment: [false; 2],
     };
     let mut buf = Received::new();
     let mut handled = Handled::default();
@@ -709,8 +713,12 @@ impl State {
     /// Sends `run`, datagrams to addresses of one family, in order; each
     /// that cannot be sent is reported to the session.
     async fn send_run(&mut self, v4: bool, run: &[Transmit]) {
-        let slot = if v4 { &mut self.v4 } else { &mut self.v6 };
-        let socket = match socket(slot, v4) {
+        let (slot, segment) = if v4 {
+            (&mut self.v4, &mut self.segment[0])
+        } else {
+            (&mut self.v6, &mut self.segment[1])
+        };
+        let socket = match socket(slot, segment, v4) {
             Ok(socket) => socket,
             Err(e) => {
                 let message = format!("cannot open a UDP socket: {e}");
@@ -723,7 +731,7 @@ impl State {
         };
         let mut sent = 0;
         while let Some(rest) = run.get(sent..).filter(|rest| !rest.is_empty()) {
-            let error = match batch::send(socket, rest) {
+            let error = match batch::send(socket, rest, segment) {
                 Ok(count) => {
                     sent += count.max(1);
                     continue;
@@ -745,10 +753,17 @@ impl State {
     }
 }
 
-/// The socket in `slot`, bound first if it is not yet.
-fn socket(slot: &mut Option<UdpSocket>, v4: bool) -> io::Result<&UdpSocket> {
+/// The socket in `slot`, bound first if it is not yet (and `segment` set
+/// to whether it can send segmented messages).
+fn socket<'a>(
+    slot: &'a mut Option<UdpSocket>,
+    segment: &mut bool,
+    v4: bool,
+) -> io::Result<&'a UdpSocket> {
     if slot.is_none() {
-        *slot = Some(bind(v4)?);
+        let socket = bind(v4)?;
+        *segment = batch::can_segment(&socket);
+        *slot = Some(socket);
     }
     slot.as_ref()
         .ok_or_else(|| io::Error::other("socket missing after bind"))
