@@ -5,6 +5,8 @@
 //! process. Commands arrive on a channel; finished requests leave in batches
 //! through the `Sink`, one call per turn of the loop rather than per datagram.
 
+mod batch;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -20,8 +22,9 @@ use crate::proto::socks5::Address;
 use crate::proxy::{Proxies, ProxyConfig, ProxyStats};
 use crate::session::{
     Completion, Outcome, RequestError, RequestId, RequestKind, RequestOptions, Scope, Session,
-    Stats,
+    Stats, Transmit,
 };
+use batch::Received;
 
 /// Which address family to use for a tracker host name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -386,6 +389,11 @@ struct State {
     resolver_tx: mpsc::WeakUnboundedSender<Command>,
     done: Vec<Completion>,
     proxies: Proxies,
+    /// The datagrams of the send in progress (kept for its allocation).
+    outgoing: Vec<Transmit>,
+    /// Whether each socket (IPv4, IPv6) sends runs of equal datagrams as
+    /// one segmented message (`batch.rs`).
+    segment: [bool; 2],
 }
 
 async fn run(
@@ -404,8 +412,10 @@ async fn run(
         proxies: Proxies::new(resolver_tx.clone()),
         resolver_tx,
         done: Vec::new(),
+        outgoing: Vec::with_capacity(batch::BATCH),
+        segment: [false; 2],
     };
-    let mut buf = vec![0u8; 65536];
+    let mut buf = Received::new();
     let mut handled = Handled::default();
     let mut trackers_published = Instant::now();
     let mut trackers_changed = false;
@@ -656,16 +666,19 @@ impl State {
         });
     }
 
-    /// Reads every datagram waiting on one socket, up to a batch.
-    fn read_all(&mut self, v4: bool, buf: &mut [u8]) {
+    /// Reads every datagram waiting on one socket, up to `READ_BATCH`.
+    fn read_all(&mut self, v4: bool, buf: &mut Received) {
         let socket = if v4 { &self.v4 } else { &self.v6 };
         let Some(socket) = socket else { return };
         let now = Instant::now();
-        for _ in 0..READ_BATCH {
-            match socket.try_recv_from(buf) {
-                Ok((len, from)) => {
-                    let bytes = buf.get(..len).unwrap_or(&[]);
-                    self.session.handle_datagram(now, from, bytes);
+        let mut read = 0;
+        while read < READ_BATCH {
+            match buf.recv(socket) {
+                Ok(count) => {
+                    for (from, bytes) in buf.datagrams() {
+                        self.session.handle_datagram(now, from, bytes);
+                    }
+                    read += count.max(1);
                 }
                 // WouldBlock: drained. Anything else (an ICMP error queued on
                 // the socket) says nothing about which request it concerns;
@@ -675,47 +688,89 @@ impl State {
         }
     }
 
-    /// Sends up to `limit` of the datagrams the session has queued.
+    /// Sends up to `limit` of the datagrams the session has queued, in
+    /// order, a batch per system call where the platform allows.
     async fn flush(&mut self, limit: usize) {
-        for _ in 0..limit {
-            let Some(transmit) = self.session.poll_transmit() else {
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        let mut left = limit;
+        while left > 0 {
+            outgoing.clear();
+            let take = left.min(batch::BATCH);
+            outgoing.extend(std::iter::from_fn(|| self.session.poll_transmit()).take(take));
+            if outgoing.is_empty() {
                 break;
-            };
-            let v4 = transmit.destination.is_ipv4();
-            let socket = match self.socket(v4) {
-                Ok(socket) => socket,
-                Err(e) => {
-                    let message = format!("cannot open a UDP socket: {e}");
-                    self.session
-                        .handle_send_error(Instant::now(), transmit.owner, &message);
-                    continue;
-                }
-            };
-            let result = loop {
-                match socket.try_send_to(&transmit.payload, transmit.destination) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if let Err(e) = socket.writable().await {
-                            break Err(e);
-                        }
-                    }
-                    other => break other,
-                }
-            };
-            if let Err(e) = result {
-                self.session
-                    .handle_send_error(Instant::now(), transmit.owner, &e.to_string());
+            }
+            left -= outgoing.len();
+            // Runs of one address family, each through its socket.
+            let mut rest = outgoing.as_slice();
+            while let Some(first) = rest.first() {
+                let v4 = first.destination.is_ipv4();
+                let run = rest.iter().take_while(|t| t.destination.is_ipv4() == v4);
+                let (now, later) = rest.split_at(run.count());
+                self.send_run(v4, now).await;
+                rest = later;
             }
         }
+        self.outgoing = outgoing;
     }
 
-    fn socket(&mut self, v4: bool) -> io::Result<&UdpSocket> {
-        let slot = if v4 { &mut self.v4 } else { &mut self.v6 };
-        if slot.is_none() {
-            *slot = Some(bind(v4)?);
+    /// Sends `run`, datagrams to addresses of one family, in order; each
+    /// that cannot be sent is reported to the session.
+    async fn send_run(&mut self, v4: bool, run: &[Transmit]) {
+        let (slot, segment) = if v4 {
+            (&mut self.v4, &mut self.segment[0])
+        } else {
+            (&mut self.v6, &mut self.segment[1])
+        };
+        let socket = match socket(slot, segment, v4) {
+            Ok(socket) => socket,
+            Err(e) => {
+                let message = format!("cannot open a UDP socket: {e}");
+                for transmit in run {
+                    self.session
+                        .handle_send_error(Instant::now(), transmit.owner, &message);
+                }
+                return;
+            }
+        };
+        let mut sent = 0;
+        while let Some(rest) = run.get(sent..).filter(|rest| !rest.is_empty()) {
+            let error = match batch::send(socket, rest, segment) {
+                Ok(count) => {
+                    sent += count.max(1);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match socket.writable().await {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            // The first datagram of `rest` could not be sent; the next ones
+            // may well be (another destination).
+            if let Some(transmit) = rest.first() {
+                self.session
+                    .handle_send_error(Instant::now(), transmit.owner, &error.to_string());
+            }
+            sent += 1;
         }
-        slot.as_ref()
-            .ok_or_else(|| io::Error::other("socket missing after bind"))
     }
+}
+
+/// The socket in `slot`, bound first if it is not yet (and `segment` set
+/// to whether it can send segmented messages).
+fn socket<'a>(
+    slot: &'a mut Option<UdpSocket>,
+    segment: &mut bool,
+    v4: bool,
+) -> io::Result<&'a UdpSocket> {
+    if slot.is_none() {
+        let socket = bind(v4)?;
+        *segment = batch::can_segment(&socket);
+        *slot = Some(socket);
+    }
+    slot.as_ref()
+        .ok_or_else(|| io::Error::other("socket missing after bind"))
 }
 
 fn bind(v4: bool) -> io::Result<UdpSocket> {

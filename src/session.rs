@@ -16,9 +16,12 @@
 //!   time (RFC 6298), which connection ids it answered lately, and how many
 //!   info hashes it answers per scrape.
 
+mod fast_hash;
+mod line;
 mod tracker;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,6 +35,8 @@ use crate::proto::{
     Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId, MAX_SCRAPE_HASHES_V4,
     MAX_SCRAPE_HASHES_V6,
 };
+use fast_hash::{FastMap, FastSet};
+use line::Line;
 pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState, INITIAL_CWND, MIN_CWND};
 
 /// A request's handle, chosen by the caller.
@@ -341,7 +346,8 @@ struct Request {
     tracker: SocketAddr,
     options: RequestOptions,
     phase: Phase,
-    deadline: Instant,
+    /// When its timer fires, if one is set (see `Session::timers`).
+    deadline: Option<Instant>,
     started: Instant,
     connect_attempts: u32,
     request_attempts: u32,
@@ -369,7 +375,7 @@ struct ConnectExchange {
 #[derive(Debug, Default)]
 struct RetiredTids {
     order: VecDeque<(Instant, TransactionId)>,
-    set: HashSet<TransactionId>,
+    set: FastSet<TransactionId>,
 }
 
 impl RetiredTids {
@@ -398,26 +404,30 @@ impl RetiredTids {
 }
 
 pub struct Session {
-    requests: HashMap<RequestId, Request>,
-    request_tids: HashMap<TransactionId, RequestId>,
-    connects: HashMap<TransactionId, ConnectExchange>,
-    shared_connects: HashMap<(SocketAddr, bool), TransactionId>,
+    requests: FastMap<RequestId, Request>,
+    request_tids: FastMap<TransactionId, RequestId>,
+    connects: FastMap<TransactionId, ConnectExchange>,
+    shared_connects: FastMap<(SocketAddr, bool), TransactionId>,
     retired: RetiredTids,
     cache: ConnectionIdCache,
-    trackers: HashMap<SocketAddr, TrackerState>,
-    timers: BTreeSet<(Instant, RequestId)>,
+    trackers: FastMap<SocketAddr, TrackerState>,
+    /// Request timers, earliest first (ties by id). An entry is live while
+    /// its request's `deadline` is still that instant: a request rescheduled
+    /// or gone leaves its old entry behind, skipped when it comes up, which
+    /// costs less than taking it out of the middle (see `schedule`).
+    timers: BinaryHeap<Reverse<(Instant, RequestId)>>,
     transmits: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
     rng: StdRng,
     stats: Stats,
     /// Host addresses that did not answer, mapped to the other-family address
     /// of the same host that did, and when it did.
-    preferred: HashMap<SocketAddr, (SocketAddr, Instant)>,
+    preferred: FastMap<SocketAddr, (SocketAddr, Instant)>,
     window: usize,
     /// Requests holding a place in the window.
-    in_window: HashSet<RequestId>,
+    in_window: FastSet<RequestId>,
     /// Requests waiting for a place, oldest first, by their `Phase::Queued` seq.
-    queue: BTreeMap<u64, RequestId>,
+    queue: Line,
     next_seq: u64,
 }
 
@@ -436,22 +446,22 @@ impl Session {
 
     pub fn with_rng(rng: StdRng) -> Self {
         Session {
-            requests: HashMap::new(),
-            request_tids: HashMap::new(),
-            connects: HashMap::new(),
-            shared_connects: HashMap::new(),
+            requests: FastMap::default(),
+            request_tids: FastMap::default(),
+            connects: FastMap::default(),
+            shared_connects: FastMap::default(),
             retired: RetiredTids::default(),
             cache: ConnectionIdCache::default(),
-            trackers: HashMap::new(),
-            timers: BTreeSet::new(),
+            trackers: FastMap::default(),
+            timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             rng,
             stats: Stats::default(),
-            preferred: HashMap::new(),
+            preferred: FastMap::default(),
             window: DEFAULT_WINDOW,
-            in_window: HashSet::new(),
-            queue: BTreeMap::new(),
+            in_window: FastSet::default(),
+            queue: Line::default(),
             next_seq: 0,
         }
     }
@@ -553,7 +563,7 @@ impl Session {
             tracker,
             options,
             phase: Phase::Queued { seq: 0 },
-            deadline: now,
+            deadline: None,
             started: since.min(now),
             connect_attempts: 0,
             request_attempts: 0,
@@ -569,7 +579,9 @@ impl Session {
             self.next_seq += 1;
             request.phase = Phase::Queued { seq };
             self.requests.insert(id, request);
-            self.queue.insert(seq, id);
+            let requests = &self.requests;
+            self.queue
+                .push(seq, id, |seq, id| queued(requests, seq, id));
         }
     }
 
@@ -588,7 +600,8 @@ impl Session {
 
     fn admit_queued(&mut self, now: Instant) {
         while self.in_window.len() < self.window {
-            let Some((_, id)) = self.queue.pop_first() else {
+            let requests = &self.requests;
+            let Some(id) = self.queue.pop(|seq, id| queued(requests, seq, id)) else {
                 break;
             };
             self.admit(now, id);
@@ -600,7 +613,6 @@ impl Session {
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
-        self.timers.remove(&(request.deadline, id));
         self.leave_phase(now, id, request.tracker, request.phase);
         self.leave_window(now, id);
     }
@@ -619,17 +631,28 @@ impl Session {
     }
 
     /// When `handle_timeout` next has work to do.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|&(at, _)| at)
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if self.timer_is_live(at, id) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.timers.first() {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 break;
             }
-            self.timers.pop_first();
-            self.on_timeout(now, id);
+            self.timers.pop();
+            if let Some(request) = self.requests.get_mut(&id) {
+                if request.deadline == Some(at) {
+                    request.deadline = None;
+                    self.on_timeout(now, id);
+                }
+            }
         }
         self.retired.prune(now);
         self.cache.prune(now);
@@ -720,14 +743,14 @@ impl Session {
         let Some(fallback) = request.fallback.take() else {
             return false;
         };
-        let (primary, deadline, phase) = (request.tracker, request.deadline, request.phase);
+        let (primary, phase) = (request.tracker, request.phase);
         request.switched_from = Some(primary);
         request.connect_attempts = 0;
         request.request_attempts = 0;
         self.leave_phase(now, id, primary, phase);
-        self.timers.remove(&(deadline, id));
         if let Some(request) = self.requests.get_mut(&id) {
             request.tracker = fallback;
+            request.deadline = None;
         }
         self.obtain_connection_id(now, id);
         true
@@ -738,13 +761,11 @@ impl Session {
     /// so late replies are known) and its room in the tracker's window.
     fn leave_phase(&mut self, now: Instant, id: RequestId, tracker: SocketAddr, phase: Phase) {
         match phase {
-            Phase::Queued { seq } => {
-                self.queue.remove(&seq);
-            }
+            Phase::Queued { .. } => self.queue.leave(),
             Phase::Connecting { tid, .. } => self.leave_connect(tid, id, now),
-            Phase::Waiting { seq, .. } => {
+            Phase::Waiting { .. } => {
                 if let Some(state) = self.trackers.get_mut(&tracker) {
-                    state.waiting.remove(&seq);
+                    state.waiting.leave();
                 }
             }
             Phase::Requesting(sent) => {
@@ -773,7 +794,8 @@ impl Session {
             if !state.has_room() {
                 return;
             }
-            let Some((_, id)) = state.waiting.pop_first() else {
+            let requests = &self.requests;
+            let Some(id) = state.waiting.pop(|seq, id| waiting(requests, seq, id)) else {
                 return;
             };
             let Some(request) = self.requests.get(&id) else {
@@ -810,12 +832,12 @@ impl Session {
         };
         request.retried_with_fresh_id = true;
         request.request_attempts = 0;
-        let (tracker, deadline) = (request.tracker, request.deadline);
+        request.deadline = None;
+        let tracker = request.tracker;
         if self.cache.invalidate(tracker, sent.connection_id) {
             self.stats.renewed_connection_ids += 1;
         }
         self.leave_phase(now, id, tracker, phase);
-        self.timers.remove(&(deadline, id));
         self.obtain_connection_id(now, id);
     }
 
@@ -984,14 +1006,17 @@ impl Session {
             // The tracker's window is full: wait in line, in order.
             let seq = self.next_seq;
             self.next_seq += 1;
-            state.waiting.insert(seq, id);
             request.phase = Phase::Waiting {
                 seq,
                 connection_id,
                 issued,
                 from_cache,
             };
-            self.timers.remove(&(request.deadline, id));
+            request.deadline = None;
+            let requests = &self.requests;
+            state
+                .waiting
+                .push(seq, id, |seq, id| waiting(requests, seq, id));
             return;
         }
         state.outstanding += 1;
@@ -1433,13 +1458,26 @@ impl Session {
         }
     }
 
+    /// Sets request `id`'s timer to `at`, replacing the one it had.
     fn schedule(&mut self, id: RequestId, at: Instant) {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        self.timers.remove(&(request.deadline, id));
-        request.deadline = at;
-        self.timers.insert((at, id));
+        request.deadline = Some(at);
+        self.timers.push(Reverse((at, id)));
+        // Dead entries wait for their instant to be skipped; should they
+        // ever outnumber the live ones (long waits, quick answers), sweep.
+        if self.timers.len() > 2 * self.requests.len() + 1024 {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.retain(|&Reverse((at, id))| self.timer_is_live(at, id));
+            self.timers = timers;
+        }
+    }
+
+    fn timer_is_live(&self, at: Instant, id: RequestId) -> bool {
+        self.requests
+            .get(&id)
+            .is_some_and(|r| r.deadline == Some(at))
     }
 
     /// A random id not in use by any exchange in flight nor recently retired.
@@ -1454,6 +1492,20 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether request `id` stands in the window's queue under `seq`.
+fn queued(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+    requests
+        .get(&id)
+        .is_some_and(|r| matches!(r.phase, Phase::Queued { seq: s } if s == seq))
+}
+
+/// Whether request `id` stands in its tracker's line under `seq`.
+fn waiting(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+    requests
+        .get(&id)
+        .is_some_and(|r| matches!(r.phase, Phase::Waiting { seq: s, .. } if s == seq))
 }
 
 fn timeout_error(waited: Duration) -> RequestError {

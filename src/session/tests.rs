@@ -7,6 +7,7 @@
 use super::*;
 use crate::proto::{AnnounceEvent, AnnounceRequest, LibtorrentExtensions, PeerId};
 use crate::proto::{ConnectResponse, ErrorResponse, ScrapeStats};
+use std::collections::HashSet;
 
 const TRACKER: &str = "10.0.0.1:6969";
 /// A different host.
@@ -202,7 +203,7 @@ impl Tester {
     }
 
     /// When the session next wants `handle_timeout`, in ms since `t0`.
-    fn next_timeout(&self) -> Option<u64> {
+    fn next_timeout(&mut self) -> Option<u64> {
         self.session
             .poll_timeout()
             .map(|at| u64::try_from(at.duration_since(self.t0).as_millis()).unwrap())
@@ -1528,6 +1529,35 @@ fn cancelling_one_request_keeps_the_others_timers() {
     assert_eq!(t.next_timeout(), Some(6_000));
     t.tick(6_000);
     assert_eq!(t.sent_one().destination, addr(OTHER_HOST));
+}
+
+#[test]
+fn a_request_restarted_at_the_same_instant_has_one_timer() {
+    // Both starts schedule the same instant for id 1: the first one's
+    // entry is dead, and the timer fires once.
+    let mut t = Tester::new();
+    t.start(0, 1, announce_kind(), options(1_000));
+    t.start(0, 1, announce_kind(), options(1_000));
+    let connect = t.sent().pop().unwrap();
+    assert_eq!(t.next_timeout(), Some(2_000));
+    t.tick(2_000);
+    assert_eq!(t.sent(), vec![connect]);
+    assert_eq!(t.next_timeout(), Some(2_000 + 4_000));
+}
+
+#[test]
+fn timers_of_finished_requests_do_not_pile_up() {
+    // Each request answered at once leaves its timers behind (they are not
+    // taken out of the heap); they are swept before they outnumber the
+    // live ones by much, and never fire.
+    let mut t = Tester::new();
+    for id in 0..5_000 {
+        let done = t.announce_now(u64::from(id), id, 7);
+        assert!(matches!(done.outcome, Outcome::Announced(_)));
+        assert!(t.session.timers.len() <= 1024 + 2 + 1);
+    }
+    assert_eq!(t.next_timeout(), None);
+    assert!(t.session.timers.is_empty());
 }
 
 #[test]

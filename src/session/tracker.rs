@@ -2,11 +2,12 @@
 //! connection ids it issued, its round-trip time, and how many info hashes it
 //! answers per scrape.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{is_fresh, RequestId, Scope, CONNECTION_ID_TTL, DEFAULT_WINDOW, PROBE_FLOOR};
+use super::fast_hash::{FastMap, FastSet};
+use super::line::Line;
+use super::{is_fresh, Scope, CONNECTION_ID_TTL, DEFAULT_WINDOW, PROBE_FLOOR};
 use crate::proto::ConnectionId;
 
 /// A tracker's congestion window at first, and after it fell silent: a burst
@@ -32,7 +33,7 @@ struct CachedId {
     /// When its reply arrived.
     obtained: Instant,
     /// The scopes whose requests used it.
-    scopes: HashSet<Scope>,
+    scopes: FastSet<Scope>,
 }
 
 /// Connection ids by tracker address. An id is only ever sent to the address
@@ -43,7 +44,7 @@ struct CachedId {
 #[derive(Debug, Default)]
 pub struct ConnectionIdCache {
     /// Oldest first.
-    entries: HashMap<SocketAddr, Vec<CachedId>>,
+    entries: FastMap<SocketAddr, Vec<CachedId>>,
 }
 
 impl ConnectionIdCache {
@@ -175,7 +176,7 @@ pub struct TrackerState {
     pub(super) outstanding: usize,
     /// Requests with a datagram ready that wait for room in the window,
     /// oldest first, by their `Phase::Waiting` seq.
-    pub(super) waiting: BTreeMap<u64, RequestId>,
+    pub(super) waiting: Line,
     /// Whether the first wait of a request passed with no reply from the
     /// tracker at all since it was sent: the window is not applied (BEP 15's
     /// schedule alone) until the tracker answers again.
@@ -204,7 +205,7 @@ impl TrackerState {
             ssthresh: DEFAULT_WINDOW,
             acked: 0,
             outstanding: 0,
-            waiting: BTreeMap::new(),
+            waiting: Line::default(),
             silent: false,
             recovery_start: None,
             last_answer: None,
