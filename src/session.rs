@@ -265,14 +265,19 @@ enum Body {
         bytes: Vec<u8>,
         signed: Option<Box<AnnounceParams>>,
     },
-    Scrape {
-        hashes: Vec<InfoHash>,
-        /// The counts answered so far, for `hashes[..stats.len()]`.
-        stats: Vec<ScrapeStats>,
-        /// How many hashes the batch in flight asks for.
-        batch: usize,
-        bytes: Vec<u8>,
-    },
+    /// Boxed: most requests are announces, and every request's slot in
+    /// `Session::requests` is as large as the largest body.
+    Scrape(Box<ScrapeBody>),
+}
+
+#[derive(Debug)]
+struct ScrapeBody {
+    hashes: Vec<InfoHash>,
+    /// The counts answered so far, for `hashes[..stats.len()]`.
+    stats: Vec<ScrapeStats>,
+    /// How many hashes the batch in flight asks for.
+    batch: usize,
+    bytes: Vec<u8>,
 }
 
 impl Body {
@@ -287,24 +292,24 @@ impl Body {
                     signed: signed.then(|| Box::new(params)),
                 }
             }
-            RequestKind::Scrape(hashes) => Body::Scrape {
+            RequestKind::Scrape(hashes) => Body::Scrape(Box::new(ScrapeBody {
                 hashes,
                 stats: Vec::new(),
                 batch: 0,
                 bytes: Vec::new(),
-            },
+            })),
         }
     }
 
     /// A scrape's next batch: at most `limit` of the hashes not answered yet.
     fn next_batch(&mut self, limit: usize) {
-        if let Body::Scrape {
-            hashes,
-            stats,
-            batch,
-            bytes,
-        } = self
-        {
+        if let Body::Scrape(scrape) = self {
+            let ScrapeBody {
+                hashes,
+                stats,
+                batch,
+                bytes,
+            } = &mut **scrape;
             let rest = hashes.get(stats.len()..).unwrap_or(&[]);
             *batch = rest.len().min(limit.max(1));
             bytes.clear();
@@ -328,7 +333,8 @@ impl Body {
                 params.write(connection_id, tid, bytes);
                 return bytes.clone();
             }
-            Body::Announce { bytes, .. } | Body::Scrape { bytes, .. } => bytes,
+            Body::Announce { bytes, .. } => bytes,
+            Body::Scrape(scrape) => &mut scrape.bytes,
         };
         if let Some(cid) = bytes.get_mut(0..8) {
             cid.copy_from_slice(&connection_id.0.to_be_bytes());
@@ -1349,7 +1355,7 @@ impl Session {
         let Phase::Requesting(sent) = request.phase else {
             return;
         };
-        let is_scrape = matches!(request.body, Body::Scrape { .. });
+        let is_scrape = matches!(request.body, Body::Scrape(_));
         let answered = matches!(response, Ok(Response::Announce(_) | Response::Scrape(_)));
         if answered && from == request.tracker {
             let single_send = request.request_attempts == 1;
@@ -1391,15 +1397,15 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let Body::Scrape {
+        let Body::Scrape(scrape) = &mut request.body else {
+            return;
+        };
+        let ScrapeBody {
             hashes,
             stats,
             batch,
             ..
-        } = &mut request.body
-        else {
-            return;
-        };
+        } = &mut **scrape;
         let answered = reply.stats.len();
         if answered == 0 || answered > *batch {
             let error = RequestError::BadResponse(ParseError::ScrapeLength);
