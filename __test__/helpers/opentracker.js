@@ -31,6 +31,8 @@
 // (.ci/run installs the Debian package).
 
 const { spawnSync } = require('node:child_process')
+const dgram = require('node:dgram')
+const { randomBytes } = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -109,6 +111,7 @@ async function startOpentracker (options = {}) {
 
   try {
     await waitUntilAnswering(host, port, readyTimeoutMs, tracker.exited)
+    if (lines.length > 0) await waitForWhitelist(host, port, Buffer.from(lines[0], 'hex'), readyTimeoutMs)
   } catch (err) {
     await stop()
     throw new Error(`opentracker (${binary} ${args.join(' ')}) did not start: ${err.message}\n${tracker.describeOutput()}`)
@@ -126,6 +129,78 @@ async function startOpentracker (options = {}) {
     get output () { return tracker.stdout + tracker.stderr },
     get exited () { return !tracker.alive }
   }
+}
+
+/**
+ * opentracker reads its whitelist in a thread of its own after it starts
+ * answering; until then it answers an announce of a listed hash as of any
+ * other: 8 bytes, no counts. Announces `started` for `hash` (a peer of our
+ * own, port 1) until the answer has the counts, then `stopped` until that is
+ * answered, so that the swarm is empty again. Raw BEP 15, so that no connection id of the client
+ * under test is involved.
+ */
+function waitForWhitelist (host, port, hash, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(host.includes(':') ? { type: 'udp6', ipv6Only: true } : 'udp4')
+    const peerId = randomBytes(20)
+    const tid = randomBytes(4).readUInt32BE(0)
+    let connectionId = null
+    let done = false
+    const finish = (err) => {
+      if (done) return
+      done = true
+      clearInterval(retry)
+      clearTimeout(deadline)
+      socket.close()
+      if (err) reject(err)
+      else resolve()
+    }
+    const announce = (event) => {
+      const buf = Buffer.alloc(98)
+      connectionId.copy(buf, 0)
+      buf.writeUInt32BE(1, 8)
+      buf.writeUInt32BE(tid, 12)
+      hash.copy(buf, 16)
+      peerId.copy(buf, 36)
+      buf.writeUInt32BE(event, 80)
+      buf.writeInt32BE(-1, 92)
+      buf.writeUInt16BE(1, 96)
+      socket.send(buf, port, host, () => {})
+    }
+    let stopping = false
+    const step = () => {
+      if (stopping) {
+        announce(3)
+      } else if (connectionId === null) {
+        const connect = Buffer.alloc(16)
+        connect.writeBigUInt64BE(0x41727101980n, 0)
+        connect.writeUInt32BE(tid, 12)
+        socket.send(connect, port, host, () => {})
+      } else {
+        announce(2)
+      }
+    }
+    socket.on('message', (msg) => {
+      if (msg.length < 8 || msg.readUInt32BE(4) !== tid) return
+      const action = msg.readUInt32BE(0)
+      if (action === 0 && msg.length === 16 && connectionId === null) {
+        connectionId = msg.subarray(8, 16)
+        announce(2)
+      } else if (action === 1 && msg.length >= 20 && !stopping) {
+        stopping = true
+        announce(3)
+      } else if (action === 1 && msg.length >= 20 && stopping) {
+        finish(null)
+      }
+    })
+    socket.on('error', () => {})
+    let retry = null
+    const deadline = setTimeout(() => finish(new Error(`the whitelist was not loaded within ${timeoutMs} ms`)), timeoutMs)
+    socket.bind(0, host, () => {
+      step()
+      retry = setInterval(step, 50)
+    })
+  })
 }
 
 module.exports = { startOpentracker, findOpentracker, opentrackerUnavailable, ipv6Unsupported, hexHash }
