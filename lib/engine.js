@@ -25,7 +25,11 @@ const DONE_FAILED = 2
 const TWO_32 = 2 ** 32
 // `announce` writes the info hash and the peer id in one go.
 if (LAYOUT.peerId !== LAYOUT.infoHash + 20) throw new Error('the start record layout changed: the peer id must follow the info hash')
+// The 40 bytes of an info hash and a peer id as ten 32-bit words (in the
+// machine's byte order, read and written the same way): see `idWords`.
 const idsScratch = Buffer.alloc(40)
+const idsWords = new Int32Array(idsScratch.buffer, idsScratch.byteOffset, 10)
+if (idsScratch.byteOffset % 4 !== 0 || LAYOUT.infoHash % 4 !== 0) throw new Error('the ids must be 4-byte aligned')
 const MAX_ID = 0xffffffff
 
 let engine = null
@@ -37,6 +41,7 @@ let keepAlive = null
 const BATCH_BYTES = 1 << 16
 let batch = Buffer.alloc(BATCH_BYTES)
 let view = new DataView(batch.buffer)
+let words = new Int32Array(batch.buffer) // records start at multiples of 4
 let batchLength = 0
 let batchTargets = [] // native targets, indexed by the records
 const batchTargetIndex = new Map() // native target -> its index in batchTargets
@@ -148,6 +153,7 @@ function grow (needed) {
   grown.set(batch.subarray(0, batchLength))
   batch = grown
   view = new DataView(batch.buffer)
+  words = new Int32Array(batch.buffer)
 }
 
 /** The index of `target` in this part's list of targets. */
@@ -214,22 +220,50 @@ function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters
 }
 
 /**
- * `startAnnounce` for a caller that keeps its ids as `ids`, the info hash
- * and then the peer id as a 40-character latin1 string (see `idsString`),
- * and its counters as arguments: no object per announce.
+ * `startAnnounce` for a caller that keeps its ids as ten 32-bit words in
+ * fields `_id0` to `_id9` of `ids` (see `idWords`) and its counters as
+ * arguments: no object and no call into C++ per announce.
  */
 function announce (owner, target, scope, ids, fields, downloaded, left, uploaded, event) {
   const id = announceRecord(owner, target, scope, fields, downloaded, left, uploaded, event)
-  batch.write(ids, batchLength - LAYOUT.announceRecord + LAYOUT.infoHash, 40, 'latin1')
+  const w = (batchLength - LAYOUT.announceRecord + LAYOUT.infoHash) >> 2
+  words[w] = ids._id0
+  words[w + 1] = ids._id1
+  words[w + 2] = ids._id2
+  words[w + 3] = ids._id3
+  words[w + 4] = ids._id4
+  words[w + 5] = ids._id5
+  words[w + 6] = ids._id6
+  words[w + 7] = ids._id7
+  words[w + 8] = ids._id8
+  words[w + 9] = ids._id9
   handOverPart()
   return id
 }
 
-/** The info hash and peer id (20-byte Buffers) as `announce` takes them. */
-function idsString (infoHash, peerId) {
+/**
+ * The info hash and peer id (20-byte Buffers) as the ten words `announce`
+ * takes: a shared array, valid until the next call.
+ */
+function idWords (infoHash, peerId) {
   idsScratch.set(infoHash, 0)
   idsScratch.set(peerId, 20)
-  return idsScratch.toString('latin1', 0, 40)
+  return idsWords
+}
+
+/** The bytes `idWords` made the words of: { infoHash, peerId }, new Buffers. */
+function idBytes (ids) {
+  idsWords[0] = ids._id0
+  idsWords[1] = ids._id1
+  idsWords[2] = ids._id2
+  idsWords[3] = ids._id3
+  idsWords[4] = ids._id4
+  idsWords[5] = ids._id5
+  idsWords[6] = ids._id6
+  idsWords[7] = ids._id7
+  idsWords[8] = ids._id8
+  idsWords[9] = ids._id9
+  return { infoHash: Buffer.from(idsScratch.subarray(0, 20)), peerId: Buffer.from(idsScratch.subarray(20, 40)) }
 }
 
 /** An announce record but for its ids; returns its id. */
@@ -334,6 +368,7 @@ function handOver (continues) {
   if (batch.length > BATCH_BYTES) {
     batch = Buffer.alloc(BATCH_BYTES)
     view = new DataView(batch.buffer)
+    words = new Int32Array(batch.buffer)
   }
   updateKeepAlive()
   // Events are never emitted inside the call that started a request.
@@ -362,7 +397,8 @@ function stats () {
 
 module.exports = {
   announce,
-  idsString,
+  idWords,
+  idBytes,
   startAnnounce,
   startScrape,
   cancel,

@@ -16,23 +16,6 @@ const queues = new Map()
 // Compact a queue's array once this many entries before its head are done.
 const COMPACT_AFTER = 1024
 
-// One clock reading serves every schedule() of a callback (a batch of
-// completions schedules thousands of interval ends): it is at most that
-// callback's running time old.
-let callbackNow = -1
-
-function clock () {
-  if (callbackNow < 0) {
-    callbackNow = performance.now()
-    queueMicrotask(forgetClock)
-  }
-  return callbackNow
-}
-
-function forgetClock () {
-  callbackNow = -1
-}
-
 /**
  * Calls `owner._onIntervalEnd()` after `ms`. The owner keeps the entry's
  * place in `_intervalQueue` and `_intervalIndex` (for `cancel`).
@@ -43,7 +26,7 @@ function schedule (owner, ms) {
     queue = { ms, items: [], head: 0, base: 0, live: 0, timer: null }
     queues.set(ms, queue)
   }
-  const due = clock() + ms
+  const due = performance.now() + ms
   owner._intervalQueue = queue
   owner._intervalIndex = queue.base + queue.items.length
   queue.items.push(owner, due)

@@ -24,11 +24,11 @@ const NO_TIMERS = Object.freeze([])
 // EventEmitter's listeners' table, made before EventEmitter's constructor
 // runs so that it keeps it: an ordinary object (with no prototype to find
 // names on) instead of EventEmitter's dictionary-mode one; 160 B less per
-// instance and a quicker \`emit\`.
+// instance and a quicker `emit`.
 function Listeners () {}
 Listeners.prototype = Object.create(null)
 // With a table of our own, Node (20.11 and later) would leave a removed
-// listener's name in it as \`undefined\`, where \`eventNames()\` lists it:
+// listener's name in it as `undefined`, where `eventNames()` lists it:
 // switch that "shape mode" off, so that it deletes the name as usual.
 const kShapeMode = Object.getOwnPropertySymbols(new EventEmitter())
   .find((symbol) => symbol.description === 'shapeMode')
@@ -48,11 +48,12 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   EventEmitter.call(this)
   if (kShapeMode !== undefined) this[kShapeMode] = false
   const options = checkOptions(opts)
-  // The ids as sent: a copy, so that a later change to the caller's
-  // Buffers does not reach the wire; `peerId` and `infoHash` (accessors
-  // below) are made from it when read.
+  // The ids as sent: a copy, as ten 32-bit words (lib/engine.js's
+  // idWords), so that a later change to the caller's Buffers does not reach
+  // the wire; `peerId` and `infoHash` (accessors below) are made from them
+  // when read.
   const peerIdBytes = twentyByteBuffer(peerId, 'peerId', false)
-  this._ids = engine.idsString(twentyByteBuffer(infoHash, 'infoHash', true), peerIdBytes)
+  storeIds(this, engine.idWords(twentyByteBuffer(infoHash, 'infoHash', true), peerIdBytes))
   this._peerId = null
   this._infoHash = null
   this._idsAssigned = false
@@ -114,13 +115,26 @@ Object.defineProperty(UdpTracker.prototype, '_announce_intervals_timeout', {
   configurable: true
 })
 
-// 1.2.0's \`peerId\` and \`infoHash\`: Buffers of the ids sent, made when first
+function storeIds (tracker, w) {
+  tracker._id0 = w[0]
+  tracker._id1 = w[1]
+  tracker._id2 = w[2]
+  tracker._id3 = w[3]
+  tracker._id4 = w[4]
+  tracker._id5 = w[5]
+  tracker._id6 = w[6]
+  tracker._id7 = w[7]
+  tracker._id8 = w[8]
+  tracker._id9 = w[9]
+}
+
+// 1.2.0's `peerId` and `infoHash`: Buffers of the ids sent, made when first
 // read. Another value assigned is sent from the next request on (and
 // checked then).
-for (const [name, field, from, to] of [['infoHash', '_infoHash', 0, 20], ['peerId', '_peerId', 20, 40]]) {
+for (const [name, field] of [['infoHash', '_infoHash'], ['peerId', '_peerId']]) {
   Object.defineProperty(UdpTracker.prototype, name, {
     get () {
-      if (this[field] === null) this[field] = Buffer.from(this._ids.slice(from, to), 'latin1')
+      if (this[field] === null) this[field] = engine.idBytes(this)[name]
       return this[field]
     },
     set (value) {
@@ -196,7 +210,7 @@ UdpTracker.prototype.scrape = function scrape () {
   if (this.destroyed) return
   this._checkIds()
   engine.cancel(this._scrapeId)
-  this._scrapeId = engine.startScrape(this, this._target, this._scope, [Buffer.from(this._ids.slice(0, 20), 'latin1')])
+  this._scrapeId = engine.startScrape(this, this._target, this._scope, [engine.idBytes(this).infoHash])
 }
 
 /** Stops every request and timer; no event follows. Safe to call twice. */
@@ -226,14 +240,14 @@ UdpTracker.prototype._checkIds = function _checkIds () {
   if (!this._idsAssigned) return
   const peerId = twentyByteBuffer(this.peerId, 'peerId', false)
   const infoHash = twentyByteBuffer(this.infoHash, 'infoHash', true)
-  this._ids = engine.idsString(infoHash, peerId)
+  storeIds(this, engine.idWords(infoHash, peerId))
   this._idsAssigned = false
 }
 
 UdpTracker.prototype._send = function _send (event) {
   engine.cancel(this._announceId)
   this._sentEvent = event
-  this._announceId = engine.announce(this, this._target, this._scope, this._ids,
+  this._announceId = engine.announce(this, this._target, this._scope, this,
     this._fields, this._downloaded, this._left, this._uploaded, event)
   this._socket = SHARED_SOCKET
 }
