@@ -170,4 +170,4 @@ async function startAquatic (options = {}) {
   }
 }
 
-module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering }
+module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering, udpSocket, connectRequest }

@@ -31,12 +31,11 @@
 // (.ci/run installs the Debian package).
 
 const { spawnSync } = require('node:child_process')
-const dgram = require('node:dgram')
 const { randomBytes } = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { freeUdpPort, waitUntilAnswering } = require('./aquatic.js')
+const { freeUdpPort, waitUntilAnswering, udpSocket, connectRequest } = require('./aquatic.js')
 const { spawnTracker } = require('./tracker-process.js')
 
 const HEX_HASH = /^[0-9a-fA-F]{40}$/
@@ -141,7 +140,7 @@ async function startOpentracker (options = {}) {
  */
 function waitForWhitelist (host, port, hash, timeoutMs) {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(host.includes(':') ? { type: 'udp6', ipv6Only: true } : 'udp4')
+    const socket = udpSocket(host)
     const peerId = randomBytes(20)
     const tid = randomBytes(4).readUInt32BE(0)
     let connectionId = null
@@ -172,10 +171,7 @@ function waitForWhitelist (host, port, hash, timeoutMs) {
       if (stopping) {
         announce(3)
       } else if (connectionId === null) {
-        const connect = Buffer.alloc(16)
-        connect.writeBigUInt64BE(0x41727101980n, 0)
-        connect.writeUInt32BE(tid, 12)
-        socket.send(connect, port, host, () => {})
+        socket.send(connectRequest(tid), port, host, () => {})
       } else {
         announce(2)
       }
