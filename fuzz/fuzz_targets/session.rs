@@ -362,7 +362,7 @@ impl Harness {
         }
     }
 
-    fn check(&self) {
+    fn check(&mut self) {
         let in_flight = self.session.in_flight();
         assert_eq!(in_flight, self.live.len());
         assert_eq!(
