@@ -66,6 +66,9 @@ enum Op {
         fallback: Option<u8>,
         kind: Kind,
         options: Options,
+        /// Started together with the requests of the last `tick_ms` ms (a
+        /// JS tick handed over in parts: `start_together`).
+        tick_ms: u8,
     },
     Cancel {
         id: u8,
@@ -449,6 +452,7 @@ impl Harness {
                 fallback,
                 kind: k,
                 options,
+                tick_ms,
             } => {
                 let id = RequestId::from(id % IDS);
                 let (request, scrape) = kind(k);
@@ -464,8 +468,14 @@ impl Harness {
                     self.cancels += 1;
                 }
                 self.starts += 1;
-                self.session.start_with_fallback(
+                let since = self
+                    .now
+                    .checked_sub(Duration::from_millis(u64::from(*tick_ms)))
+                    .unwrap_or(self.now)
+                    .max(self.t0);
+                self.session.start_together(
                     self.now,
+                    since,
                     id,
                     tracker(*t),
                     fallback.map(tracker),
