@@ -1200,7 +1200,7 @@ impl Session {
         if lost && request.request_attempts < request.options.max_attempts {
             self.stats.losses += 1;
             self.tracker_state(tracker, now).on_loss(sent.sent_at, now);
-            self.retransmit(now, id, sent);
+            self.send_again(now, id, tracker, sent);
             return;
         }
         let wait = retransmit_wait(request.options.timeout, request.request_attempts);
@@ -1237,13 +1237,19 @@ impl Session {
             self.give_up(now, id, attempts);
             return;
         }
-        if !is_fresh(sent.issued, now) {
-            // BEP 15: an expired id is renewed before the next send.
+        self.send_again(now, id, tracker, sent);
+    }
+
+    /// Sends request `id`'s datagram `sent` to `tracker` again, or, when its
+    /// connection id has expired meanwhile (BEP 15: one minute; the process
+    /// may also have been asleep), renews the id first.
+    fn send_again(&mut self, now: Instant, id: RequestId, tracker: SocketAddr, sent: Sent) {
+        if is_fresh(sent.issued, now) {
+            self.retransmit(now, id, sent);
+        } else {
             self.leave_phase(now, id, tracker, Phase::Requesting(sent));
             self.obtain_connection_id(now, id);
-            return;
         }
-        self.retransmit(now, id, sent);
     }
 
     /// Sends request `id`'s datagram `sent` again, as the next attempt.

@@ -214,6 +214,27 @@ fn a_lost_announce_is_sent_again_after_later_ones_were_answered() {
 }
 
 #[test]
+fn a_lost_announce_whose_id_expired_meanwhile_connects_again() {
+    // The check comes late (the process slept past the id's minute): the
+    // resend must not carry the expired id. Found by the session fuzzer.
+    let mut t = Tester::new();
+    t.announce_now(0, 1000, 77);
+    t.start(10, 1, announce_kind(), options(DEFAULT_T));
+    let lost = t.sent_one();
+    t.start(20, 2, announce_kind(), options(DEFAULT_T));
+    let later = t.sent_one();
+    t.answer_announce(21, &later);
+    t.completed();
+    t.tick(70_000);
+    let next = t.sent_one();
+    assert!(
+        is_connect(&next),
+        "a connect, not {next:?} with the expired id"
+    );
+    assert_ne!(next, lost);
+}
+
+#[test]
 fn fast_retransmits_stay_within_max_attempts() {
     let mut t = Tester::new();
     t.announce_now(0, 1000, 77);
