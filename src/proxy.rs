@@ -796,27 +796,11 @@ mod tests {
     }
 
     use crate::proto::{
-        AnnounceEvent, AnnounceResponse, ConnectResponse, ConnectionId, InfoHash, PeerId, Response,
-        ScrapeResponse, ScrapeStats,
+        AnnounceResponse, ConnectResponse, ConnectionId, InfoHash, Response, ScrapeResponse,
+        ScrapeStats,
     };
-    use crate::session::{AnnounceParams, RequestKind, RequestOptions};
-
-    fn announce() -> RequestKind {
-        RequestKind::Announce(AnnounceParams {
-            info_hash: InfoHash([1; 20]),
-            peer_id: PeerId([2; 20]),
-            downloaded: 0,
-            left: 0,
-            uploaded: 0,
-            event: AnnounceEvent::Started,
-            ip: 0,
-            key: 0,
-            num_want: 50,
-            port: 6881,
-            url_data: Vec::new(),
-            extensions: None,
-        })
-    }
+    use crate::session::tests::announce_kind;
+    use crate::session::{RequestKind, RequestOptions};
 
     fn reply_to(
         session: &mut Session,
@@ -843,7 +827,13 @@ mod tests {
         let placeholder = names.placeholder(b"tracker.example".to_vec(), 6969);
         let mut session = Session::new();
         let now = Instant::now();
-        session.start(now, 1, placeholder, announce(), RequestOptions::default());
+        session.start(
+            now,
+            1,
+            placeholder,
+            announce_kind(),
+            RequestOptions::default(),
+        );
         let resolved = Address::Ip("[2001:db8::1]:6969".parse().unwrap());
         let connect = reply_to(&mut session, |transaction_id| {
             Response::Connect(ConnectResponse {

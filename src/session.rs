@@ -1532,7 +1532,7 @@ fn unexpected_action(response: &Response) -> RequestError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod fallback_tests;

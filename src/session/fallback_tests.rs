@@ -1,7 +1,8 @@
 //! Happy eyeballs for UDP: a host name with an address in each family.
 
+use super::tests::announce_kind;
 use super::*;
-use crate::proto::{AnnounceEvent, AnnounceRequest, ConnectResponse, PeerId};
+use crate::proto::{AnnounceRequest, ConnectResponse};
 use rand::SeedableRng;
 
 const V4: &str = "127.0.0.1:6969";
@@ -9,23 +10,6 @@ const V6: &str = "[::1]:6969";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-fn announce() -> RequestKind {
-    RequestKind::Announce(AnnounceParams {
-        info_hash: InfoHash([1; 20]),
-        peer_id: PeerId([2; 20]),
-        downloaded: 0,
-        left: 0,
-        uploaded: 0,
-        event: AnnounceEvent::Started,
-        ip: 0,
-        key: 7,
-        num_want: 50,
-        port: 6881,
-        url_data: Vec::new(),
-        extensions: None,
-    })
 }
 
 fn options() -> RequestOptions {
@@ -72,7 +56,7 @@ fn announce_reply(session: &mut Session, now: Instant, to: &Transmit) {
 fn silent_first_family_falls_back_after_the_first_wait() {
     let t0 = Instant::now();
     let mut s = session();
-    s.start_with_fallback(t0, 1, addr(V4), Some(addr(V6)), announce(), options());
+    s.start_with_fallback(t0, 1, addr(V4), Some(addr(V6)), announce_kind(), options());
     let first = drain(&mut s);
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].destination, addr(V4));
@@ -106,7 +90,7 @@ fn silent_first_family_falls_back_after_the_first_wait() {
 fn a_host_that_answered_on_its_fallback_is_tried_there_first() {
     let t0 = Instant::now();
     let mut s = session();
-    s.start_with_fallback(t0, 1, addr(V4), Some(addr(V6)), announce(), options());
+    s.start_with_fallback(t0, 1, addr(V4), Some(addr(V6)), announce_kind(), options());
     drain(&mut s);
     let t1 = t0 + Duration::from_millis(200);
     s.handle_timeout(t1);
@@ -117,7 +101,7 @@ fn a_host_that_answered_on_its_fallback_is_tried_there_first() {
     s.poll_completion().unwrap();
 
     s.forget_connection_ids();
-    s.start_with_fallback(t1, 2, addr(V4), Some(addr(V6)), announce(), options());
+    s.start_with_fallback(t1, 2, addr(V4), Some(addr(V6)), announce_kind(), options());
     let next = drain(&mut s);
     assert_eq!(next[0].destination, addr(V6));
 
@@ -125,7 +109,14 @@ fn a_host_that_answered_on_its_fallback_is_tried_there_first() {
     s.cancel(2, t1);
     let later = t1 + FAMILY_PREFERENCE_TTL;
     s.handle_timeout(later);
-    s.start_with_fallback(later, 3, addr(V4), Some(addr(V6)), announce(), options());
+    s.start_with_fallback(
+        later,
+        3,
+        addr(V4),
+        Some(addr(V6)),
+        announce_kind(),
+        options(),
+    );
     assert_eq!(drain(&mut s)[0].destination, addr(V4));
 }
 
@@ -133,7 +124,7 @@ fn a_host_that_answered_on_its_fallback_is_tried_there_first() {
 fn a_send_error_moves_to_the_fallback_at_once() {
     let t0 = Instant::now();
     let mut s = session();
-    s.start_with_fallback(t0, 1, addr(V6), Some(addr(V4)), announce(), options());
+    s.start_with_fallback(t0, 1, addr(V6), Some(addr(V4)), announce_kind(), options());
     let first = drain(&mut s);
     s.handle_send_error(t0, first[0].owner, "Network is unreachable");
     assert_eq!(s.poll_completion(), None);
@@ -145,7 +136,7 @@ fn a_send_error_moves_to_the_fallback_at_once() {
 fn without_a_fallback_a_send_error_fails_the_request() {
     let t0 = Instant::now();
     let mut s = session();
-    s.start(t0, 1, addr(V6), announce(), options());
+    s.start(t0, 1, addr(V6), announce_kind(), options());
     let first = drain(&mut s);
     s.handle_send_error(t0, first[0].owner, "Network is unreachable");
     let done = s.poll_completion().unwrap();
@@ -164,7 +155,7 @@ fn the_fallback_is_used_once_then_the_normal_schedule_applies() {
         max_attempts: 2,
         ..options()
     };
-    s.start_with_fallback(t0, 1, addr(V4), Some(addr(V6)), announce(), opts);
+    s.start_with_fallback(t0, 1, addr(V4), Some(addr(V6)), announce_kind(), opts);
     drain(&mut s);
     let mut now = t0;
     let mut sends = Vec::new();

@@ -57,7 +57,9 @@ fn params() -> AnnounceParams {
     }
 }
 
-fn announce_kind() -> RequestKind {
+/// An announce with BEP 41 URL data: the fixture of every session test, and
+/// of the proxy's.
+pub(crate) fn announce_kind() -> RequestKind {
     RequestKind::Announce(params())
 }
 
