@@ -12,6 +12,7 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 const { pathToFileURL } = require('node:url')
 const { createTracker } = require('../testing.js')
+const { connectRequest, announceRequest } = require('./helpers/aquatic.js')
 
 const CLIENT_DIR = path.join(__dirname, '..', 'bench', 'peers', 'node_modules', 'bittorrent-tracker')
 const NO_CLIENT = fs.existsSync(path.join(CLIENT_DIR, 'index.js'))
@@ -149,37 +150,6 @@ class RawClient {
   close () {
     this.socket.close()
   }
-}
-
-// BEP 15, "Connect": 64-bit protocol_id 0x41727101980, 32-bit action 0,
-// 32-bit transaction_id.
-function connectRequest (tid) {
-  const b = Buffer.alloc(16)
-  b.writeBigUInt64BE(0x41727101980n, 0)
-  b.writeUInt32BE(0, 8)
-  b.writeUInt32BE(tid, 12)
-  return b
-}
-
-// BEP 15, "Announce": connection_id, action 1, transaction_id, info_hash,
-// peer_id, downloaded, left, uploaded (64-bit), event, IP address, key,
-// num_want (32-bit), port (16-bit): 98 bytes.
-function announceRequest (connectionId, tid, { infoHash, peerId, left = 0n, event = 2, numWant = -1, port }) {
-  const b = Buffer.alloc(98)
-  connectionId.copy(b, 0)
-  b.writeUInt32BE(1, 8)
-  b.writeUInt32BE(tid, 12)
-  infoHash.copy(b, 16)
-  peerId.copy(b, 36)
-  b.writeBigUInt64BE(0n, 56)
-  b.writeBigUInt64BE(left, 64)
-  b.writeBigUInt64BE(0n, 72)
-  b.writeUInt32BE(event, 80)
-  b.writeUInt32BE(0, 84)
-  b.writeUInt32BE(0, 88)
-  b.writeInt32BE(numWant, 92)
-  b.writeUInt16BE(port, 96)
-  return b
 }
 
 // BEP 15, "Scrape": connection_id, action 2, transaction_id, then info hashes.

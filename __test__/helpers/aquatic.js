@@ -74,6 +74,27 @@ function connectRequest (tid) {
   return buf
 }
 
+// BEP 15, "Announce": connection_id, action 1, transaction_id, info_hash,
+// peer_id, downloaded, left, uploaded (64-bit), event, IP address, key,
+// num_want (32-bit), port (16-bit): 98 bytes.
+function announceRequest (connectionId, tid, { infoHash, peerId, left = 0n, event = 2, numWant = -1, port }) {
+  const b = Buffer.alloc(98)
+  connectionId.copy(b, 0)
+  b.writeUInt32BE(1, 8)
+  b.writeUInt32BE(tid, 12)
+  infoHash.copy(b, 16)
+  peerId.copy(b, 36)
+  b.writeBigUInt64BE(0n, 56)
+  b.writeBigUInt64BE(left, 64)
+  b.writeBigUInt64BE(0n, 72)
+  b.writeUInt32BE(event, 80)
+  b.writeUInt32BE(0, 84)
+  b.writeUInt32BE(0, 88)
+  b.writeInt32BE(numWant, 92)
+  b.writeUInt16BE(port, 96)
+  return b
+}
+
 function checkCount (value, name) {
   if (value === undefined) return undefined
   if (!Number.isInteger(value) || value < 0) throw new TypeError(`${name} must be a non-negative integer`)
@@ -170,4 +191,4 @@ async function startAquatic (options = {}) {
   }
 }
 
-module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering, udpSocket, connectRequest }
+module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering, udpSocket, connectRequest, announceRequest }

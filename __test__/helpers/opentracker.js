@@ -35,7 +35,7 @@ const { randomBytes } = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { freeUdpPort, waitUntilAnswering, udpSocket, connectRequest } = require('./aquatic.js')
+const { freeUdpPort, waitUntilAnswering, udpSocket, connectRequest, announceRequest } = require('./aquatic.js')
 const { spawnTracker } = require('./tracker-process.js')
 
 const HEX_HASH = /^[0-9a-fA-F]{40}$/
@@ -155,16 +155,8 @@ function waitForWhitelist (host, port, hash, timeoutMs) {
       else resolve()
     }
     const announce = (event) => {
-      const buf = Buffer.alloc(98)
-      connectionId.copy(buf, 0)
-      buf.writeUInt32BE(1, 8)
-      buf.writeUInt32BE(tid, 12)
-      hash.copy(buf, 16)
-      peerId.copy(buf, 36)
-      buf.writeUInt32BE(event, 80)
-      buf.writeInt32BE(-1, 92)
-      buf.writeUInt16BE(1, 96)
-      socket.send(buf, port, host, () => {})
+      const request = announceRequest(connectionId, tid, { infoHash: hash, peerId, event, port: 1 })
+      socket.send(request, port, host, () => {})
     }
     let stopping = false
     const step = () => {
