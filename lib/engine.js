@@ -8,8 +8,9 @@
 // per tick rather than per request, and a socket that the caller bound in
 // the same tick (a mock tracker in a test) is listening before the first
 // datagram leaves. A tick that starts hundreds of requests hands them over
-// in parts of 64 KB as it goes (see `handOverPart`). Finished requests come back in batches of flat records
-// (see src/binding.rs) and are handed to their owner's
+// in parts of 64 KB as it goes (see `handOverPart`). Finished requests come
+// back in batches of flat records (see src/binding.rs) and are handed to
+// their owner's
 // `_done(id, message, code, result)`: `message` and `code` on failure, else
 // `result`, the announce result or the list of scrape counts.
 
@@ -26,7 +27,7 @@ const TWO_32 = 2 ** 32
 // `announce` writes the info hash and the peer id in one go.
 if (LAYOUT.peerId !== LAYOUT.infoHash + 20) throw new Error('the start record layout changed: the peer id must follow the info hash')
 // The 40 bytes of an info hash and a peer id as ten 32-bit words (in the
-// machine's byte order, read and written the same way): see `idWords`.
+// machine's byte order, read and written the same way): see `storeIds`.
 const idsScratch = Buffer.alloc(40)
 const idsWords = new Int32Array(idsScratch.buffer, idsScratch.byteOffset, 10)
 if (idsScratch.byteOffset % 4 !== 0 || LAYOUT.infoHash % 4 !== 0) throw new Error('the ids must be 4-byte aligned')
@@ -220,9 +221,9 @@ function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters
 }
 
 /**
- * `startAnnounce` for a caller that keeps its ids as ten 32-bit words in
- * fields `_id0` to `_id9` of `ids` (see `idWords`) and its counters as
- * arguments: no object and no call into C++ per announce.
+ * `startAnnounce` for a caller that keeps its ids on `ids` with `storeIds`
+ * and its counters as arguments: no object and no call into C++ per
+ * announce.
  */
 function announce (owner, target, scope, ids, fields, downloaded, left, uploaded, event) {
   const id = announceRecord(owner, target, scope, fields, downloaded, left, uploaded, event)
@@ -242,28 +243,38 @@ function announce (owner, target, scope, ids, fields, downloaded, left, uploaded
 }
 
 /**
- * The info hash and peer id (20-byte Buffers) as the ten words `announce`
- * takes: a shared array, valid until the next call.
+ * Keeps the info hash and peer id (20-byte Buffers) on `holder` as the ten
+ * 32-bit words `announce` writes (fields `_id0` to `_id9`): a copy, and no
+ * object of its own.
  */
-function idWords (infoHash, peerId) {
+function storeIds (holder, infoHash, peerId) {
   idsScratch.set(infoHash, 0)
   idsScratch.set(peerId, 20)
-  return idsWords
+  holder._id0 = idsWords[0]
+  holder._id1 = idsWords[1]
+  holder._id2 = idsWords[2]
+  holder._id3 = idsWords[3]
+  holder._id4 = idsWords[4]
+  holder._id5 = idsWords[5]
+  holder._id6 = idsWords[6]
+  holder._id7 = idsWords[7]
+  holder._id8 = idsWords[8]
+  holder._id9 = idsWords[9]
 }
 
-/** The bytes `idWords` made the words of: { infoHash, peerId }, new Buffers. */
-function idBytes (ids) {
-  idsWords[0] = ids._id0
-  idsWords[1] = ids._id1
-  idsWords[2] = ids._id2
-  idsWords[3] = ids._id3
-  idsWords[4] = ids._id4
-  idsWords[5] = ids._id5
-  idsWords[6] = ids._id6
-  idsWords[7] = ids._id7
-  idsWords[8] = ids._id8
-  idsWords[9] = ids._id9
-  return { infoHash: Buffer.from(idsScratch.subarray(0, 20)), peerId: Buffer.from(idsScratch.subarray(20, 40)) }
+/** The info hash (`which` 'infoHash') or peer id ('peerId') `storeIds` kept on `holder`, as a new Buffer. */
+function storedId (holder, which) {
+  idsWords[0] = holder._id0
+  idsWords[1] = holder._id1
+  idsWords[2] = holder._id2
+  idsWords[3] = holder._id3
+  idsWords[4] = holder._id4
+  idsWords[5] = holder._id5
+  idsWords[6] = holder._id6
+  idsWords[7] = holder._id7
+  idsWords[8] = holder._id8
+  idsWords[9] = holder._id9
+  return which === 'infoHash' ? Buffer.from(idsScratch.subarray(0, 20)) : Buffer.from(idsScratch.subarray(20, 40))
 }
 
 /** An announce record but for its ids; returns its id. */
@@ -397,8 +408,8 @@ function stats () {
 
 module.exports = {
   announce,
-  idWords,
-  idBytes,
+  storeIds,
+  storedId,
   startAnnounce,
   startScrape,
   cancel,

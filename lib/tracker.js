@@ -48,12 +48,11 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   EventEmitter.call(this)
   if (kShapeMode !== undefined) this[kShapeMode] = false
   const options = checkOptions(opts)
-  // The ids as sent: a copy, as ten 32-bit words (lib/engine.js's
-  // idWords), so that a later change to the caller's Buffers does not reach
-  // the wire; `peerId` and `infoHash` (accessors below) are made from them
-  // when read.
+  // The ids as sent: a copy (lib/engine.js's storeIds), so that a later
+  // change to the caller's Buffers does not reach the wire; `peerId` and
+  // `infoHash` (accessors below) are made from it when read.
   const peerIdBytes = twentyByteBuffer(peerId, 'peerId', false)
-  storeIds(this, engine.idWords(twentyByteBuffer(infoHash, 'infoHash', true), peerIdBytes))
+  engine.storeIds(this, twentyByteBuffer(infoHash, 'infoHash', true), peerIdBytes)
   this._peerId = null
   this._infoHash = null
   this._idsAssigned = false
@@ -115,30 +114,16 @@ Object.defineProperty(UdpTracker.prototype, '_announce_intervals_timeout', {
   configurable: true
 })
 
-function storeIds (tracker, w) {
-  tracker._id0 = w[0]
-  tracker._id1 = w[1]
-  tracker._id2 = w[2]
-  tracker._id3 = w[3]
-  tracker._id4 = w[4]
-  tracker._id5 = w[5]
-  tracker._id6 = w[6]
-  tracker._id7 = w[7]
-  tracker._id8 = w[8]
-  tracker._id9 = w[9]
-}
-
 // 1.2.0's `peerId` and `infoHash`: Buffers of the ids sent, made when first
 // read. Another value assigned is sent from the next request on (and
 // checked then).
 for (const [name, field] of [['infoHash', '_infoHash'], ['peerId', '_peerId']]) {
   Object.defineProperty(UdpTracker.prototype, name, {
     get () {
-      if (this[field] === null) this[field] = engine.idBytes(this)[name]
+      if (this[field] === null) this[field] = engine.storedId(this, name)
       return this[field]
     },
     set (value) {
-      if (this[field] === null) void this[name] // the other field keeps its bytes
       this[field] = value
       this._idsAssigned = true
     },
@@ -210,7 +195,7 @@ UdpTracker.prototype.scrape = function scrape () {
   if (this.destroyed) return
   this._checkIds()
   engine.cancel(this._scrapeId)
-  this._scrapeId = engine.startScrape(this, this._target, this._scope, [engine.idBytes(this).infoHash])
+  this._scrapeId = engine.startScrape(this, this._target, this._scope, [engine.storedId(this, 'infoHash')])
 }
 
 /** Stops every request and timer; no event follows. Safe to call twice. */
@@ -240,7 +225,7 @@ UdpTracker.prototype._checkIds = function _checkIds () {
   if (!this._idsAssigned) return
   const peerId = twentyByteBuffer(this.peerId, 'peerId', false)
   const infoHash = twentyByteBuffer(this.infoHash, 'infoHash', true)
-  storeIds(this, engine.idWords(infoHash, peerId))
+  engine.storeIds(this, infoHash, peerId)
   this._idsAssigned = false
 }
 

@@ -52,8 +52,8 @@ function toTwentyBytes (value, name, allowHex) {
 }
 
 /**
- * A 20-byte id for a field that 1.2.0 kept as given: the caller's Buffer
- * itself, else (a Uint8Array or a string) a Buffer made from it.
+ * A 20-byte id to read right away: the caller's Buffer itself (no copy),
+ * else (a Uint8Array or a string) a Buffer made from it.
  */
 function twentyByteBuffer (value, name, allowHex) {
   if (!Buffer.isBuffer(value)) return toTwentyBytes(value, name, allowHex)
