@@ -44,14 +44,16 @@ let batch = Buffer.alloc(BATCH_BYTES)
 let view = new DataView(batch.buffer)
 let words = new Int32Array(batch.buffer) // records start at multiples of 4
 let batchLength = 0
-let batchTargets = [] // native targets, indexed by the records
+// (These arrays are emptied, not replaced, after each hand-over: they keep
+// their element kinds, and the JIT's code for them stays valid.)
+const batchTargets = [] // native targets, indexed by the records
 const batchTargetIndex = new Map() // native target -> its index in batchTargets
 let lastTarget = null // the last record's native target and its index
 let lastTargetIndex = 0
 // The tick's request ids in the order started (increasing, unless the ids
 // wrapped during the tick) and their records' offsets in `batch`.
-let batchIds = []
-let batchOffsets = []
+const batchIds = []
+const batchOffsets = []
 let batchSorted = true
 let batchLive = 0 // records not cancelled
 let flushScheduled = false
@@ -172,18 +174,13 @@ function targetIndex (target) {
 }
 
 /**
- * Writes a record's common header and registers its owner; returns its id.
- * (The keep-alive handle follows `pending` when the part is handed over.)
+ * A new request of `owner`'s, its record at `at` in this tick's batch;
+ * returns its id. (The keep-alive handle follows `pending` when the part is
+ * handed over.)
  */
-function header (owner, kind, count, scope, target, bytes) {
+function register (owner, at) {
   const id = nextFreeId(lastId, pending)
   lastId = id
-  const at = reserve(bytes)
-  batch[at] = kind
-  view.setUint16(at + LAYOUT.count, count, true)
-  view.setUint32(at + LAYOUT.id, id, true)
-  view.setUint32(at + LAYOUT.scope, scope, true)
-  view.setUint32(at + LAYOUT.target, targetIndex(target.native), true)
   pending.set(id, owner)
   if (batchIds.length > 0 && id < batchIds[batchIds.length - 1]) batchSorted = false
   batchIds.push(id)
@@ -196,38 +193,74 @@ function header (owner, kind, count, scope, target, bytes) {
   return id
 }
 
-function writeCounter (at, value) {
-  if (typeof value === 'bigint') {
-    view.setBigUint64(at, value, true)
-  } else {
-    view.setUint32(at, value >>> 0, true)
-    view.setUint32(at + 4, Math.floor(value / TWO_32), true)
-  }
+/** Writes the common header of a record at `at`. */
+function writeHeader (at, kind, count, id, scope, target) {
+  batch[at] = kind
+  view.setUint16(at + LAYOUT.count, count, true)
+  view.setUint32(at + LAYOUT.id, id, true)
+  view.setUint32(at + LAYOUT.scope, scope, true)
+  view.setUint32(at + LAYOUT.target, targetIndex(target.native), true)
 }
+
+/** A BigInt counter (numbers are written in `announce`). */
+function writeBigCounter (at, value) {
+  view.setBigUint64(at, value, true)
+}
+
+// The ids `startAnnounce` writes, kept as `storeIds` keeps an instance's.
+const idsHolder = {}
+storeIds(idsHolder, Buffer.alloc(20), Buffer.alloc(20))
 
 /**
  * Starts an announce for `owner`; returns its id. `scope` says who may share
  * a cached connection id: an instance's own number, or 0 for any promise
- * call. `fields` are { port, numWant, key, ip }, `counters` { downloaded,
- * left, uploaded }, all checked.
+ * call. `fields` are { port, numWant, key, ip } (lib/validate.js's), `counters` { downloaded,
+ * left, uploaded }, all checked; `infoHash` and `peerId` 20-byte Buffers.
  */
 function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters, event) {
-  const id = announceRecord(owner, target, scope, fields, counters.downloaded, counters.left, counters.uploaded, event)
-  const at = batchLength - LAYOUT.announceRecord
-  batch.set(infoHash, at + LAYOUT.infoHash)
-  batch.set(peerId, at + LAYOUT.peerId)
-  handOverPart()
-  return id
+  storeIds(idsHolder, infoHash, peerId)
+  return announce(owner, target, scope, idsHolder, fields, counters.downloaded, counters.left, counters.uploaded, event)
 }
 
 /**
  * `startAnnounce` for a caller that keeps its ids on `ids` with `storeIds`
  * and its counters as arguments: no object and no call into C++ per
- * announce.
+ * announce. The one announce path, written out in one function: too large
+ * for the JIT to inline, it is compiled once rather than again into each
+ * caller.
  */
 function announce (owner, target, scope, ids, fields, downloaded, left, uploaded, event) {
-  const id = announceRecord(owner, target, scope, fields, downloaded, left, uploaded, event)
-  const w = (batchLength - LAYOUT.announceRecord + LAYOUT.infoHash) >> 2
+  const at = reserve(LAYOUT.announceRecord)
+  const id = register(owner, at)
+  batch[at] = LAYOUT.announce
+  view.setUint16(at + LAYOUT.count, fields.port, true)
+  view.setUint32(at + LAYOUT.id, id, true)
+  view.setUint32(at + LAYOUT.scope, scope, true)
+  view.setUint32(at + LAYOUT.target, targetIndex(target.native), true)
+  batch[at + LAYOUT.event] = event
+  view.setInt32(at + LAYOUT.key, fields.key, true)
+  view.setInt32(at + LAYOUT.numWant, fields.numWant, true)
+  view.setInt32(at + LAYOUT.ip, fields.ip, true)
+  const counters = at + LAYOUT.counters
+  if (typeof downloaded === 'number') {
+    view.setUint32(counters, downloaded >>> 0, true)
+    view.setUint32(counters + 4, Math.floor(downloaded / TWO_32), true)
+  } else {
+    writeBigCounter(counters, downloaded)
+  }
+  if (typeof left === 'number') {
+    view.setUint32(counters + 8, left >>> 0, true)
+    view.setUint32(counters + 12, Math.floor(left / TWO_32), true)
+  } else {
+    writeBigCounter(counters + 8, left)
+  }
+  if (typeof uploaded === 'number') {
+    view.setUint32(counters + 16, uploaded >>> 0, true)
+    view.setUint32(counters + 20, Math.floor(uploaded / TWO_32), true)
+  } else {
+    writeBigCounter(counters + 16, uploaded)
+  }
+  const w = (at + LAYOUT.infoHash) >> 2
   words[w] = ids._id0
   words[w + 1] = ids._id1
   words[w + 2] = ids._id2
@@ -277,25 +310,13 @@ function storedId (holder, which) {
   return which === 'infoHash' ? Buffer.from(idsScratch.subarray(0, 20)) : Buffer.from(idsScratch.subarray(20, 40))
 }
 
-/** An announce record but for its ids; returns its id. */
-function announceRecord (owner, target, scope, fields, downloaded, left, uploaded, event) {
-  const id = header(owner, LAYOUT.announce, fields.port, scope, target, LAYOUT.announceRecord)
-  const at = batchLength - LAYOUT.announceRecord
-  batch[at + LAYOUT.event] = event
-  view.setUint32(at + LAYOUT.key, fields.key, true)
-  view.setInt32(at + LAYOUT.numWant, fields.numWant, true)
-  view.setUint32(at + LAYOUT.ip, fields.ip, true)
-  writeCounter(at + LAYOUT.counters, downloaded)
-  writeCounter(at + LAYOUT.counters + 8, left)
-  writeCounter(at + LAYOUT.counters + 16, uploaded)
-  return id
-}
-
 /** Starts a scrape of `hashes` (20-byte Buffers, at most one packet's worth) for `owner`; returns its id. */
 function startScrape (owner, target, scope, hashes) {
   const bytes = LAYOUT.scrapeHeader + 20 * hashes.length
-  const id = header(owner, LAYOUT.scrape, hashes.length, scope, target, bytes)
-  let at = batchLength - bytes + LAYOUT.scrapeHeader
+  let at = reserve(bytes)
+  const id = register(owner, at)
+  writeHeader(at, LAYOUT.scrape, hashes.length, id, scope, target)
+  at += LAYOUT.scrapeHeader
   for (const hash of hashes) {
     batch.set(hash, at)
     at += 20
@@ -368,11 +389,11 @@ function handOver (continues) {
     }
   }
   batchLength = 0
-  batchTargets = []
+  batchTargets.length = 0
   batchTargetIndex.clear()
   lastTarget = null
-  batchIds = []
-  batchOffsets = []
+  batchIds.length = 0
+  batchOffsets.length = 0
   batchSorted = true
   batchLive = 0
   // A large scrape grew the buffer: give the memory back rather than keep it.

@@ -6,7 +6,7 @@
 
 const { TrackerTarget } = require('./native.js')
 const { parseAnnounceUrl } = require('./url.js')
-const { checkRequestOptions } = require('./validate.js')
+const { checkRequestOptions, DEFAULT_REQUEST_OPTIONS } = require('./validate.js')
 
 // Recently used targets by URL and options. Bounded: when full it starts
 // again, and holders keep their own reference.
@@ -14,12 +14,19 @@ const TARGETS_KEPT = 1024
 const targets = new Map()
 // The last target handed out, with the URL and checked options it was for.
 let last = null
+// The last one for a URL given no request options (the common case), checked
+// first: { url, target }.
+let lastDefault = null
 
 /**
  * The target for `announceUrl` and the options in `opts` (their names are
  * prefixed with `prefix` in errors): { native, timeoutMs }.
  */
 function targetFor (announceUrl, opts, prefix) {
+  // The same URL as the last default target: valid, and no option to check.
+  if (lastDefault !== null && announceUrl === lastDefault.url && checkRequestOptions(opts, prefix) === DEFAULT_REQUEST_OPTIONS) {
+    return lastDefault.target
+  }
   const { host, port, path } = parseAnnounceUrl(announceUrl)
   const o = checkRequestOptions(opts, prefix)
   const withExtensions = o.authUser !== undefined || o.requestString !== undefined
@@ -61,6 +68,7 @@ function targetFor (announceUrl, opts, prefix) {
       targets.set(key, target)
     }
   }
+  if (o === DEFAULT_REQUEST_OPTIONS) lastDefault = { url: announceUrl, target }
   if (!withExtensions) {
     last = {
       url: announceUrl,

@@ -78,12 +78,16 @@ function toNumber (value, negativeAllowed) {
   return undefined
 }
 
-function checkInteger (value, name, min, max, fallback) {
+/**
+ * An integer option from `min` to `max`, `fallback` when absent. Errors name
+ * it `${prefix}.${field}`, built only then: this runs per instance.
+ */
+function checkInteger (value, prefix, field, min, max, fallback) {
   if (value === undefined || value === null) return fallback
   const n = toNumber(value, min < 0)
-  if (n === undefined) throw new TypeError(`${name} must be a number`)
+  if (n === undefined) throw new TypeError(`${prefix}.${field} must be a number`)
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`)
+    throw new RangeError(`${prefix}.${field} must be an integer from ${min} to ${max}, got ${value}`)
   }
   return n
 }
@@ -112,10 +116,10 @@ function checkFamily (value, name) {
 }
 
 /** An IPv4 address string as a u32; 0 for none. */
-function checkIp (value, name) {
+function checkIp (value, prefix, field) {
   if (value === undefined || value === null || value === 0) return 0
   if (typeof value !== 'string' || !net.isIPv4(value)) {
-    throw new TypeError(`${name} must be an IPv4 address string`)
+    throw new TypeError(`${prefix}.${field} must be an IPv4 address string`)
   }
   return value.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
 }
@@ -254,11 +258,12 @@ function checkSignal (signal, name) {
 }
 
 // Announce keys come from one pool of random numbers rather than a
-// randomBytes() call per instance.
-const keyPool = new Uint32Array(4096)
+// randomBytes() call per instance. As int32 (the same 32 bits): always a
+// small integer for V8, never a heap number.
+const keyPool = new Int32Array(4096)
 let keyPoolAt = keyPool.length
 
-/** A random announce key (BEP 15's `key`), 0 to 2^32 - 1. */
+/** A random announce key (BEP 15's `key`): its 32 bits as an int32. */
 function randomKey () {
   if (keyPoolAt === keyPool.length) {
     getRandomValues(keyPool)
@@ -267,15 +272,19 @@ function randomKey () {
   return keyPool[keyPoolAt++]
 }
 
-/** The announce fields an instance or a promise-API call fixes once. */
+/**
+ * The announce fields an instance or a promise-API call fixes once. `key`
+ * and `ip` are u32 on the wire and kept as int32 (the same 32 bits), so that
+ * V8 keeps them as small integers.
+ */
 function checkAnnounceFields (opts, prefix) {
   return {
-    port: checkInteger(opts.port, `${prefix}.port`, 0, 65535, 0),
-    numWant: checkInteger(opts.numWant, `${prefix}.numWant`, -1, 2 ** 31 - 1, LIMITS.defaultNumWant),
+    port: checkInteger(opts.port, prefix, 'port', 0, 65535, 0),
+    numWant: checkInteger(opts.numWant, prefix, 'numWant', -1, 2 ** 31 - 1, LIMITS.defaultNumWant),
     key: opts.key === undefined || opts.key === null
       ? randomKey()
-      : checkInteger(opts.key, `${prefix}.key`, 0, 0xffffffff, 0),
-    ip: checkIp(opts.ip, `${prefix}.ip`)
+      : checkInteger(opts.key, prefix, 'key', 0, 0xffffffff, 0) | 0,
+    ip: checkIp(opts.ip, prefix, 'ip') | 0
   }
 }
 
@@ -302,7 +311,7 @@ function checkRequestOptions (opts, prefix) {
   return {
     family: checkFamily(opts.family, `${prefix}.family`),
     timeoutMs: checkTimeout(opts._timeout, `${prefix}._timeout`),
-    maxAttempts: checkInteger(opts.maxAttempts, `${prefix}.maxAttempts`, 1, LIMITS.maxAttempts, LIMITS.maxAttempts),
+    maxAttempts: checkInteger(opts.maxAttempts, prefix, 'maxAttempts', 1, LIMITS.maxAttempts, LIMITS.maxAttempts),
     strictSource: checkBoolean(opts.strictSource, `${prefix}.strictSource`, true),
     reuseConnectionId: checkBoolean(opts.connectionIdCache, `${prefix}.connectionIdCache`, true),
     ...checkExtensions(opts, prefix),
@@ -324,5 +333,6 @@ module.exports = {
   checkSignal,
   checkAnnounceFields,
   checkRequestOptions,
+  DEFAULT_REQUEST_OPTIONS,
   randomKey
 }
