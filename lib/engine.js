@@ -17,8 +17,19 @@
 const native = require('./native.js')
 const { LIMITS } = require('./validate.js')
 
-// The byte layout of a start record (src/binding.rs defines it).
+// The layout of a start record (src/binding.rs defines it): bytes, a 16-bit
+// count and 32-bit words, in the machine's byte order, written through typed
+// arrays over the batch buffer.
 const LAYOUT = native.startLayout()
+const COUNT_HALF = LAYOUT.count >> 1
+const ID_WORD = LAYOUT.id >> 2
+const SCOPE_WORD = LAYOUT.scope >> 2
+const TARGET_WORD = LAYOUT.target >> 2
+const KEY_WORD = LAYOUT.key >> 2
+const NUM_WANT_WORD = LAYOUT.numWant >> 2
+const IP_WORD = LAYOUT.ip >> 2
+const COUNTERS_WORD = LAYOUT.counters >> 2
+const IDS_WORD = LAYOUT.infoHash >> 2
 const ERROR_CODES = native.errorCodes()
 const DONE_ANNOUNCED = 0
 const DONE_SCRAPED = 1
@@ -41,7 +52,7 @@ let keepAlive = null
 // The tick's requests, not yet handed to the engine.
 const BATCH_BYTES = 1 << 16
 let batch = Buffer.alloc(BATCH_BYTES)
-let view = new DataView(batch.buffer)
+let halves = new Uint16Array(batch.buffer)
 let words = new Int32Array(batch.buffer) // records start at multiples of 4
 let batchLength = 0
 // (These arrays are emptied, not replaced, after each hand-over: they keep
@@ -155,7 +166,7 @@ function grow (needed) {
   const grown = Buffer.alloc(size)
   grown.set(batch.subarray(0, batchLength))
   batch = grown
-  view = new DataView(batch.buffer)
+  halves = new Uint16Array(batch.buffer)
   words = new Int32Array(batch.buffer)
 }
 
@@ -195,16 +206,18 @@ function register (owner, at) {
 
 /** Writes the common header of a record at `at`. */
 function writeHeader (at, kind, count, id, scope, target) {
+  const w = at >> 2
   batch[at] = kind
-  view.setUint16(at + LAYOUT.count, count, true)
-  view.setUint32(at + LAYOUT.id, id, true)
-  view.setUint32(at + LAYOUT.scope, scope, true)
-  view.setUint32(at + LAYOUT.target, targetIndex(target.native), true)
+  halves[(at >> 1) + COUNT_HALF] = count
+  words[w + ID_WORD] = id
+  words[w + SCOPE_WORD] = scope
+  words[w + TARGET_WORD] = targetIndex(target.native)
 }
 
-/** A BigInt counter (numbers are written in `announce`). */
-function writeBigCounter (at, value) {
-  view.setBigUint64(at, value, true)
+/** A BigInt counter as its two words, the low one first (numbers are written in `announce`). */
+function writeBigCounter (w, value) {
+  words[w] = Number(value & 0xffffffffn)
+  words[w + 1] = Number(value >> 32n)
 }
 
 // The ids `startAnnounce` writes, kept as `storeIds` keeps an instance's.
@@ -232,45 +245,48 @@ function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters
 function announce (owner, target, scope, ids, fields, downloaded, left, uploaded, event) {
   const at = reserve(LAYOUT.announceRecord)
   const id = register(owner, at)
+  const w = at >> 2
+  // Words take the low 32 bits of a number (ToInt32): the u32 fields, and
+  // each counter as two words, the low one first.
   batch[at] = LAYOUT.announce
-  view.setUint16(at + LAYOUT.count, fields.port, true)
-  view.setUint32(at + LAYOUT.id, id, true)
-  view.setUint32(at + LAYOUT.scope, scope, true)
-  view.setUint32(at + LAYOUT.target, targetIndex(target.native), true)
   batch[at + LAYOUT.event] = event
-  view.setInt32(at + LAYOUT.key, fields.key, true)
-  view.setInt32(at + LAYOUT.numWant, fields.numWant, true)
-  view.setInt32(at + LAYOUT.ip, fields.ip, true)
-  const counters = at + LAYOUT.counters
+  halves[(at >> 1) + COUNT_HALF] = fields.port
+  words[w + ID_WORD] = id
+  words[w + SCOPE_WORD] = scope
+  words[w + TARGET_WORD] = targetIndex(target.native)
+  words[w + KEY_WORD] = fields.key
+  words[w + NUM_WANT_WORD] = fields.numWant
+  words[w + IP_WORD] = fields.ip
+  const c = w + COUNTERS_WORD
   if (typeof downloaded === 'number') {
-    view.setUint32(counters, downloaded >>> 0, true)
-    view.setUint32(counters + 4, Math.floor(downloaded / TWO_32), true)
+    words[c] = downloaded
+    words[c + 1] = downloaded / TWO_32
   } else {
-    writeBigCounter(counters, downloaded)
+    writeBigCounter(c, downloaded)
   }
   if (typeof left === 'number') {
-    view.setUint32(counters + 8, left >>> 0, true)
-    view.setUint32(counters + 12, Math.floor(left / TWO_32), true)
+    words[c + 2] = left
+    words[c + 3] = left / TWO_32
   } else {
-    writeBigCounter(counters + 8, left)
+    writeBigCounter(c + 2, left)
   }
   if (typeof uploaded === 'number') {
-    view.setUint32(counters + 16, uploaded >>> 0, true)
-    view.setUint32(counters + 20, Math.floor(uploaded / TWO_32), true)
+    words[c + 4] = uploaded
+    words[c + 5] = uploaded / TWO_32
   } else {
-    writeBigCounter(counters + 16, uploaded)
+    writeBigCounter(c + 4, uploaded)
   }
-  const w = (at + LAYOUT.infoHash) >> 2
-  words[w] = ids._id0
-  words[w + 1] = ids._id1
-  words[w + 2] = ids._id2
-  words[w + 3] = ids._id3
-  words[w + 4] = ids._id4
-  words[w + 5] = ids._id5
-  words[w + 6] = ids._id6
-  words[w + 7] = ids._id7
-  words[w + 8] = ids._id8
-  words[w + 9] = ids._id9
+  const i = w + IDS_WORD
+  words[i] = ids._id0
+  words[i + 1] = ids._id1
+  words[i + 2] = ids._id2
+  words[i + 3] = ids._id3
+  words[i + 4] = ids._id4
+  words[i + 5] = ids._id5
+  words[i + 6] = ids._id6
+  words[i + 7] = ids._id7
+  words[i + 8] = ids._id8
+  words[i + 9] = ids._id9
   handOverPart()
   return id
 }
@@ -399,7 +415,7 @@ function handOver (continues) {
   // A large scrape grew the buffer: give the memory back rather than keep it.
   if (batch.length > BATCH_BYTES) {
     batch = Buffer.alloc(BATCH_BYTES)
-    view = new DataView(batch.buffer)
+    halves = new Uint16Array(batch.buffer)
     words = new Int32Array(batch.buffer)
   }
   updateKeepAlive()

@@ -155,7 +155,8 @@ impl TrackerTarget {
     }
 }
 
-/// Byte layout of one request in [`Engine::start`]'s buffer (little endian).
+/// Byte layout of one request in [`Engine::start`]'s buffer, in the machine's
+/// byte order (JS writes it with typed arrays on the same machine).
 /// Every record starts with the same 16-byte header.
 const START_KIND: usize = 0; // u8: START_ANNOUNCE, START_SCRAPE or START_SKIPPED
 const START_EVENT: usize = 1; // u8: the announce event, 0-3
@@ -497,7 +498,7 @@ fn announce_params(record: &[u8], registered: &TrackerTarget) -> Result<Announce
         event,
         ip: u32_at(record, ANNOUNCE_IP),
         key: u32_at(record, ANNOUNCE_KEY),
-        num_want: i32::from_le_bytes(le_bytes(record, ANNOUNCE_NUM_WANT)),
+        num_want: i32::from_ne_bytes(ne_bytes(record, ANNOUNCE_NUM_WANT)),
         port: u16_at(record, START_COUNT),
         url_data: registered.url_data.clone(),
         extensions: registered.extensions.clone(),
@@ -505,7 +506,7 @@ fn announce_params(record: &[u8], registered: &TrackerTarget) -> Result<Announce
 }
 
 /// `N` bytes at `at`; callers index within a record whose length was checked.
-fn le_bytes<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+fn ne_bytes<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     let mut out = [0; N];
     if let Some(src) = bytes.get(at..at + N) {
         out.copy_from_slice(src);
@@ -514,15 +515,16 @@ fn le_bytes<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(le_bytes(bytes, at))
+    u16::from_ne_bytes(ne_bytes(bytes, at))
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(le_bytes(bytes, at))
+    u32::from_ne_bytes(ne_bytes(bytes, at))
 }
 
+/// A counter: two 32-bit words, the low one first (JS writes words, not u64s).
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(le_bytes(bytes, at))
+    u64::from(u32_at(bytes, at)) | u64::from(u32_at(bytes, at + 4)) << 32
 }
 
 fn encode(done: Vec<Completion>) -> Batch {
@@ -695,6 +697,26 @@ mod tests {
         assert_eq!(layout.announce_record as usize, ANNOUNCE_RECORD);
         assert_eq!(layout.scrape_header as usize, START_HEADER);
         assert_eq!(layout.skipped, u32::from(START_SKIPPED));
+        // JS writes the header's count as a 16-bit word and the rest as
+        // 32-bit words of the machine's byte order: each at its own alignment.
+        assert_eq!(START_COUNT % 2, 0);
+        for word in [
+            START_ID,
+            START_SCOPE,
+            START_TARGET,
+            ANNOUNCE_KEY,
+            ANNOUNCE_NUM_WANT,
+            ANNOUNCE_IP,
+            ANNOUNCE_COUNTERS,
+            ANNOUNCE_INFO_HASH,
+            ANNOUNCE_RECORD,
+        ] {
+            assert_eq!(word % 4, 0, "offset {word}");
+        }
+        let mut counters = [0u8; 8];
+        counters[..4].copy_from_slice(&0x89ab_cdefu32.to_ne_bytes());
+        counters[4..].copy_from_slice(&0x0123_4567u32.to_ne_bytes());
+        assert_eq!(u64_at(&counters, 0), 0x0123_4567_89ab_cdef);
         let codes = error_codes();
         assert_eq!(
             codes[error_code(&RequestError::Timeout { waited_ms: 1 }) as usize],
