@@ -232,17 +232,18 @@ storeIds(idsHolder, Buffer.alloc(20), Buffer.alloc(20))
  */
 function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters, event) {
   storeIds(idsHolder, infoHash, peerId)
-  return announce(owner, target, scope, idsHolder, fields, counters.downloaded, counters.left, counters.uploaded, event)
+  return announce(owner, target, scope, idsHolder, fields, fields.key, counters.downloaded, counters.left, counters.uploaded, event)
 }
 
 /**
- * `startAnnounce` for a caller that keeps its ids on `ids` with `storeIds`
- * and its counters as arguments: no object and no call into C++ per
- * announce. The one announce path, written out in one function: too large
+ * `startAnnounce` for a caller that keeps its ids on `ids` with `storeIds`,
+ * its key apart from `fields` ({ port, numWant, ip }: lib/validate.js's
+ * `checkSharedFields`) and its counters as arguments: no object and no call
+ * into C++ per announce. The one announce path, written out in one function: too large
  * for the JIT to inline, it is compiled once rather than again into each
  * caller.
  */
-function announce (owner, target, scope, ids, fields, downloaded, left, uploaded, event) {
+function announce (owner, target, scope, ids, fields, key, downloaded, left, uploaded, event) {
   const at = reserve(LAYOUT.announceRecord)
   const id = register(owner, at)
   const w = at >> 2
@@ -254,7 +255,7 @@ function announce (owner, target, scope, ids, fields, downloaded, left, uploaded
   words[w + ID_WORD] = id
   words[w + SCOPE_WORD] = scope
   words[w + TARGET_WORD] = targetIndex(target.native)
-  words[w + KEY_WORD] = fields.key
+  words[w + KEY_WORD] = key
   words[w + NUM_WANT_WORD] = fields.numWant
   words[w + IP_WORD] = fields.ip
   const c = w + COUNTERS_WORD

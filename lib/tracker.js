@@ -10,7 +10,7 @@ const engine = require('./engine.js')
 const intervals = require('./intervals.js')
 const { targetFor } = require('./target.js')
 const {
-  LIMITS, EVENTS, twentyByteBuffer, checkOptions, checkCounter, checkEvent, checkAnnounceFields
+  LIMITS, EVENTS, twentyByteBuffer, checkOptions, checkCounter, checkEvent, checkSharedFields, checkKey
 } = require('./validate.js')
 
 // A marker for `_socket`: 1.2.0 kept its own dgram socket there while a
@@ -58,7 +58,8 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   this._idsAssigned = false
   this.announceUrl = announceUrl
   this.opts = options
-  this._fields = checkAnnounceFields(options, 'opts')
+  this._fields = checkSharedFields(options, 'opts')
+  this._key = checkKey(options, 'opts')
   this._target = targetFor(announceUrl, options, 'opts')
   this._scope = lastScope = lastScope >= 0xffffffff ? 1 : lastScope + 1
   this.port = this._fields.port
@@ -233,7 +234,7 @@ UdpTracker.prototype._send = function _send (event) {
   engine.cancel(this._announceId)
   this._sentEvent = event
   this._announceId = engine.announce(this, this._target, this._scope, this,
-    this._fields, this._downloaded, this._left, this._uploaded, event)
+    this._fields, this._key, this._downloaded, this._left, this._uploaded, event)
   this._socket = SHARED_SOCKET
 }
 

@@ -273,19 +273,43 @@ function randomKey () {
 }
 
 /**
- * The announce fields an instance or a promise-API call fixes once. `key`
- * and `ip` are u32 on the wire and kept as int32 (the same 32 bits), so that
- * V8 keeps them as small integers.
+ * The announce fields an instance or a promise-API call fixes once:
+ * `checkSharedFields` and `checkKey` in one object.
  */
 function checkAnnounceFields (opts, prefix) {
-  return {
-    port: checkInteger(opts.port, prefix, 'port', 0, 65535, 0),
-    numWant: checkInteger(opts.numWant, prefix, 'numWant', -1, 2 ** 31 - 1, LIMITS.defaultNumWant),
-    key: opts.key === undefined || opts.key === null
-      ? randomKey()
-      : checkInteger(opts.key, prefix, 'key', 0, 0xffffffff, 0) | 0,
-    ip: checkIp(opts.ip, prefix, 'ip') | 0
+  const shared = checkSharedFields(opts, prefix)
+  return { port: shared.port, numWant: shared.numWant, key: checkKey(opts, prefix), ip: shared.ip }
+}
+
+// The last `checkSharedFields` result and the option values it was made from.
+let lastShared = null
+
+/**
+ * The announce fields but the key, { port, numWant, ip }, checked; the same
+ * frozen object for the same option values given in a row (instances are
+ * mostly created that way). `ip` is u32 on the wire and kept as int32 (the
+ * same 32 bits), so that V8 keeps it as a small integer.
+ */
+function checkSharedFields (opts, prefix) {
+  const port = opts.port
+  const numWant = opts.numWant
+  const ip = opts.ip
+  if (lastShared !== null && port === lastShared.port && numWant === lastShared.numWant && ip === lastShared.ip) {
+    return lastShared.fields
   }
+  const fields = Object.freeze({
+    port: checkInteger(port, prefix, 'port', 0, 65535, 0),
+    numWant: checkInteger(numWant, prefix, 'numWant', -1, 2 ** 31 - 1, LIMITS.defaultNumWant),
+    ip: checkIp(ip, prefix, 'ip') | 0
+  })
+  lastShared = { port, numWant, ip, fields }
+  return fields
+}
+
+/** The announce key: a random one unless `opts.key` gives it; as int32 (the same 32 bits). */
+function checkKey (opts, prefix) {
+  const key = opts.key
+  return key === undefined || key === null ? randomKey() : checkInteger(key, prefix, 'key', 0, 0xffffffff, 0) | 0
 }
 
 // The request options when none is given (most instances).
@@ -332,6 +356,8 @@ module.exports = {
   checkOptions,
   checkSignal,
   checkAnnounceFields,
+  checkSharedFields,
+  checkKey,
   checkRequestOptions,
   DEFAULT_REQUEST_OPTIONS,
   randomKey
