@@ -52,6 +52,9 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   // change to the caller's Buffers does not reach the wire; `peerId` and
   // `infoHash` (accessors below) are made from it when read.
   const peerIdBytes = twentyByteBuffer(peerId, 'peerId', false)
+  // (Named here, so that V8 makes room for them in the instance itself.)
+  this._id0 = this._id1 = this._id2 = this._id3 = this._id4 = 0
+  this._id5 = this._id6 = this._id7 = this._id8 = this._id9 = 0
   engine.storeIds(this, twentyByteBuffer(infoHash, 'infoHash', true), peerIdBytes)
   this.announceUrl = announceUrl
   this.opts = options
