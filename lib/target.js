@@ -27,6 +27,11 @@ function targetFor (announceUrl, opts, prefix) {
   if (lastDefault !== null && announceUrl === lastDefault.url && checkRequestOptions(opts, prefix) === DEFAULT_REQUEST_OPTIONS) {
     return lastDefault.target
   }
+  return findTarget(announceUrl, opts, prefix)
+}
+
+/** `targetFor` but for its quick answer (kept apart, so that the JIT need not compile it with that). */
+function findTarget (announceUrl, opts, prefix) {
   const { host, port, path } = parseAnnounceUrl(announceUrl)
   const o = checkRequestOptions(opts, prefix)
   const withExtensions = o.authUser !== undefined || o.requestString !== undefined

@@ -297,6 +297,10 @@ function checkSharedFields (opts, prefix) {
   if (lastShared !== null && port === lastShared.port && numWant === lastShared.numWant && ip === lastShared.ip) {
     return lastShared.fields
   }
+  return makeSharedFields(port, numWant, ip, prefix)
+}
+
+function makeSharedFields (port, numWant, ip, prefix) {
   const fields = Object.freeze({
     port: checkInteger(port, prefix, 'port', 0, 65535, 0),
     numWant: checkInteger(numWant, prefix, 'numWant', -1, 2 ** 31 - 1, LIMITS.defaultNumWant),
@@ -332,6 +336,10 @@ function checkRequestOptions (opts, prefix) {
       opts.requestString === undefined && opts.proxy === undefined) {
     return DEFAULT_REQUEST_OPTIONS
   }
+  return checkGivenRequestOptions(opts, prefix)
+}
+
+function checkGivenRequestOptions (opts, prefix) {
   return {
     family: checkFamily(opts.family, `${prefix}.family`),
     timeoutMs: checkTimeout(opts._timeout, `${prefix}._timeout`),
