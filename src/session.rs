@@ -31,9 +31,9 @@ use rand::{Rng, SeedableRng};
 
 pub use crate::proto::AnnounceParams;
 use crate::proto::{
-    peek_transaction_id, AnnounceResponse, ConnectRequest, ConnectionId, InfoHash, ParseError,
-    Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId, MAX_SCRAPE_HASHES_V4,
-    MAX_SCRAPE_HASHES_V6,
+    peek_transaction_id, Action, AnnounceResponse, ConnectRequest, ConnectionId, InfoHash,
+    ParseError, Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId,
+    MAX_SCRAPE_HASHES_V4, MAX_SCRAPE_HASHES_V6,
 };
 use fast_hash::{FastMap, FastSet};
 use line::Line;
@@ -261,14 +261,23 @@ struct Sent {
 /// an announce keeps its parameters and is encoded again for each id.
 #[derive(Debug)]
 enum Body {
-    Announce {
-        bytes: Vec<u8>,
-        signed: Option<Box<AnnounceParams>>,
-    },
-    /// Boxed: most requests are announces, and every request's slot in
-    /// `Session::requests` is as large as the largest body.
+    /// An announce with no options (no BEP 41 URL data, no extensions), the
+    /// usual kind: its datagram after the 16 bytes of ids and action, kept
+    /// in the request itself rather than in an allocation of its own.
+    Plain([u8; PLAIN_ANNOUNCE_TAIL]),
+    /// An announce with options: its whole datagram.
+    Encoded(Box<[u8]>),
+    /// An announce signed with libtorrent's authentication.
+    Signed(Box<AnnounceParams>),
+    /// Boxed: most requests are announces, and every request is as large as
+    /// the largest body.
     Scrape(Box<ScrapeBody>),
 }
+
+/// The connection id, action and transaction id that start a request.
+const REQUEST_HEADER: usize = 16;
+/// BEP 15's announce is 98 bytes.
+const PLAIN_ANNOUNCE_TAIL: usize = 98 - REQUEST_HEADER;
 
 #[derive(Debug)]
 struct ScrapeBody {
@@ -281,15 +290,21 @@ struct ScrapeBody {
 }
 
 impl Body {
-    fn new(kind: RequestKind) -> Body {
+    /// `scratch` is a buffer to encode into, kept by the caller.
+    fn new(kind: RequestKind, scratch: &mut Vec<u8>) -> Body {
         match kind {
             RequestKind::Announce(params) => {
-                let mut bytes = Vec::with_capacity(98);
-                params.write(ConnectionId(0), TransactionId(0), &mut bytes);
-                let signed = params.extensions.as_ref().is_some_and(|e| e.auth.is_some());
-                Body::Announce {
-                    bytes,
-                    signed: signed.then(|| Box::new(params)),
+                if params.extensions.as_ref().is_some_and(|e| e.auth.is_some()) {
+                    return Body::Signed(Box::new(params));
+                }
+                scratch.clear();
+                params.write(ConnectionId(0), TransactionId(0), scratch);
+                match scratch
+                    .get(REQUEST_HEADER..)
+                    .map(<[u8; PLAIN_ANNOUNCE_TAIL]>::try_from)
+                {
+                    Some(Ok(tail)) => Body::Plain(tail),
+                    _ => Body::Encoded(scratch.as_slice().into()),
                 }
             }
             RequestKind::Scrape(hashes) => Body::Scrape(Box::new(ScrapeBody {
@@ -323,47 +338,90 @@ impl Body {
     }
 
     /// The datagram to send with these ids.
-    fn datagram(&mut self, connection_id: ConnectionId, tid: TransactionId) -> Vec<u8> {
-        let bytes = match self {
-            Body::Announce {
-                bytes,
-                signed: Some(params),
-            } => {
-                bytes.clear();
-                params.write(connection_id, tid, bytes);
-                return bytes.clone();
+    fn datagram(&self, connection_id: ConnectionId, tid: TransactionId) -> Vec<u8> {
+        let mut out;
+        match self {
+            Body::Plain(tail) => {
+                out = Vec::with_capacity(REQUEST_HEADER + tail.len());
+                out.extend_from_slice(&[0; 8]);
+                out.extend_from_slice(&Action::Announce.to_u32().to_be_bytes());
+                out.extend_from_slice(&[0; 4]);
+                out.extend_from_slice(tail);
             }
-            Body::Announce { bytes, .. } => bytes,
-            Body::Scrape(scrape) => &mut scrape.bytes,
-        };
-        if let Some(cid) = bytes.get_mut(0..8) {
+            Body::Encoded(bytes) => out = bytes.to_vec(),
+            Body::Signed(params) => {
+                out = Vec::new();
+                params.write(connection_id, tid, &mut out);
+                return out;
+            }
+            Body::Scrape(scrape) => out = scrape.bytes.clone(),
+        }
+        if let Some(cid) = out.get_mut(0..8) {
             cid.copy_from_slice(&connection_id.0.to_be_bytes());
         }
-        if let Some(t) = bytes.get_mut(12..16) {
+        if let Some(t) = out.get_mut(12..16) {
             t.copy_from_slice(&tid.0.to_be_bytes());
         }
-        bytes.clone()
+        out
     }
 }
 
+/// A request in flight. Kept small (see `size_of_request` in the tests):
+/// a burst of N instances' announces holds N of these at once.
 #[derive(Debug)]
 struct Request {
     body: Body,
     tracker: SocketAddr,
-    options: RequestOptions,
     phase: Phase,
-    /// When its timer fires, if one is set (see `Session::timers`).
-    deadline: Option<Instant>,
     started: Instant,
-    connect_attempts: u32,
-    request_attempts: u32,
+    /// The request's options, field by field (so that they pack with the
+    /// small fields below).
+    timeout: Duration,
+    scope: Scope,
+    /// 1..=`MAX_ATTEMPTS`.
+    max_attempts: u8,
+    strict_source: bool,
+    reuse_connection_id: bool,
+    /// The host's address in the other family, boxed: few hosts have one.
+    other_family: Option<Box<OtherFamily>>,
+    /// Which entry of `Session::timers` is this request's timer (0: none).
+    timer: u32,
+    /// Sends of the current phase, at most `MAX_ATTEMPTS`.
+    connect_attempts: u8,
+    request_attempts: u8,
     /// Set once silence or an error on a cached id has made us renew it.
     retried_with_fresh_id: bool,
-    /// The host's address in the other family, tried when `tracker` does not
-    /// answer the first connect or cannot be sent to (happy eyeballs for UDP).
-    fallback: Option<SocketAddr>,
+}
+
+/// A request's address of the host in the other address family.
+#[derive(Clone, Copy, Debug)]
+enum OtherFamily {
+    /// Tried when `tracker` does not answer the first connect or cannot be
+    /// sent to (happy eyeballs for UDP).
+    Fallback(SocketAddr),
     /// The address this request left for its fallback.
-    switched_from: Option<SocketAddr>,
+    SwitchedFrom(SocketAddr),
+}
+
+impl Request {
+    /// The wait after the `attempt`-th send of a phase.
+    fn wait(&self, attempt: u8) -> Duration {
+        retransmit_wait(self.timeout, attempt.into())
+    }
+
+    fn fallback(&self) -> Option<SocketAddr> {
+        match self.other_family.as_deref() {
+            Some(&OtherFamily::Fallback(address)) => Some(address),
+            _ => None,
+        }
+    }
+
+    fn switched_from(&self) -> Option<SocketAddr> {
+        match self.other_family.as_deref() {
+            Some(&OtherFamily::SwitchedFrom(address)) => Some(address),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -410,18 +468,22 @@ impl RetiredTids {
 }
 
 pub struct Session {
-    requests: FastMap<RequestId, Request>,
+    /// Boxed, so that the map's spare capacity costs a pointer per slot
+    /// rather than a whole request.
+    requests: FastMap<RequestId, Box<Request>>,
     request_tids: FastMap<TransactionId, RequestId>,
     connects: FastMap<TransactionId, ConnectExchange>,
     shared_connects: FastMap<(SocketAddr, bool), TransactionId>,
     retired: RetiredTids,
     cache: ConnectionIdCache,
     trackers: FastMap<SocketAddr, TrackerState>,
-    /// Request timers, earliest first (ties by id). An entry is live while
-    /// its request's `deadline` is still that instant: a request rescheduled
-    /// or gone leaves its old entry behind, skipped when it comes up, which
-    /// costs less than taking it out of the middle (see `schedule`).
-    timers: BinaryHeap<Reverse<(Instant, RequestId)>>,
+    /// Request timers, earliest first (ties by id), each numbered. An entry
+    /// is live while its request's `timer` is still that number: a request
+    /// rescheduled or gone leaves its old entry behind, skipped when it comes
+    /// up, which costs less than taking it out of the middle (see `schedule`).
+    timers: BinaryHeap<Reverse<(Instant, RequestId, u32)>>,
+    /// The number of the last timer set (0 is none).
+    timer_seq: u32,
     transmits: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
     rng: StdRng,
@@ -435,6 +497,8 @@ pub struct Session {
     /// Requests waiting for a place, oldest first, by their `Phase::Queued` seq.
     queue: Line,
     next_seq: u64,
+    /// Where requests are encoded when they start (kept for its allocation).
+    scratch: Vec<u8>,
 }
 
 impl Default for Session {
@@ -460,6 +524,7 @@ impl Session {
             cache: ConnectionIdCache::default(),
             trackers: FastMap::default(),
             timers: BinaryHeap::new(),
+            timer_seq: 0,
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             rng,
@@ -469,6 +534,7 @@ impl Session {
             in_window: FastSet::default(),
             queue: Line::default(),
             next_seq: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -554,29 +620,32 @@ impl Session {
         mut tracker: SocketAddr,
         mut fallback: Option<SocketAddr>,
         kind: RequestKind,
-        mut options: RequestOptions,
+        options: RequestOptions,
     ) {
         self.cancel(id, now);
-        options.max_attempts = options.max_attempts.clamp(1, MAX_ATTEMPTS);
+        let max_attempts = options.max_attempts.clamp(1, MAX_ATTEMPTS);
         if let (Some(other), Some(&(preferred, since))) = (fallback, self.preferred.get(&tracker)) {
             if preferred == other && now.saturating_duration_since(since) < FAMILY_PREFERENCE_TTL {
                 fallback = Some(tracker);
                 tracker = other;
             }
         }
-        let mut request = Request {
-            body: Body::new(kind),
+        let mut request = Box::new(Request {
+            body: Body::new(kind, &mut self.scratch),
             tracker,
-            options,
             phase: Phase::Queued { seq: 0 },
-            deadline: None,
+            timeout: options.timeout,
+            scope: options.scope,
+            max_attempts: u8::try_from(max_attempts).unwrap_or(u8::MAX),
+            strict_source: options.strict_source,
+            reuse_connection_id: options.reuse_connection_id,
             started: since.min(now),
+            other_family: fallback.map(|address| Box::new(OtherFamily::Fallback(address))),
+            timer: 0,
             connect_attempts: 0,
             request_attempts: 0,
             retried_with_fresh_id: false,
-            fallback,
-            switched_from: None,
-        };
+        });
         if self.in_window.len() < self.window {
             self.requests.insert(id, request);
             self.admit(now, id);
@@ -638,8 +707,8 @@ impl Session {
 
     /// When `handle_timeout` next has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if self.timer_is_live(at, id) {
+        while let Some(&Reverse((at, id, timer))) = self.timers.peek() {
+            if self.timer_is_live(id, timer) {
                 return Some(at);
             }
             self.timers.pop();
@@ -648,14 +717,14 @@ impl Session {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
+        while let Some(&Reverse((at, id, timer))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
             if let Some(request) = self.requests.get_mut(&id) {
-                if request.deadline == Some(at) {
-                    request.deadline = None;
+                if request.timer == timer {
+                    request.timer = 0;
                     self.on_timeout(now, id);
                 }
             }
@@ -703,7 +772,7 @@ impl Session {
             let Some(request) = self.requests.get(&id) else {
                 return;
             };
-            if request.options.strict_source && request.tracker != from {
+            if request.strict_source && request.tracker != from {
                 self.stats.dropped_wrong_source += 1;
                 return;
             }
@@ -746,17 +815,17 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return false;
         };
-        let Some(fallback) = request.fallback.take() else {
+        let Some(fallback) = request.fallback() else {
             return false;
         };
         let (primary, phase) = (request.tracker, request.phase);
-        request.switched_from = Some(primary);
+        request.other_family = Some(Box::new(OtherFamily::SwitchedFrom(primary)));
         request.connect_attempts = 0;
         request.request_attempts = 0;
         self.leave_phase(now, id, primary, phase);
         if let Some(request) = self.requests.get_mut(&id) {
             request.tracker = fallback;
-            request.deadline = None;
+            request.timer = 0;
         }
         self.obtain_connection_id(now, id);
         true
@@ -838,7 +907,7 @@ impl Session {
         };
         request.retried_with_fresh_id = true;
         request.request_attempts = 0;
-        request.deadline = None;
+        request.timer = 0;
         let tracker = request.tracker;
         if self.cache.invalidate(tracker, sent.connection_id) {
             self.stats.renewed_connection_ids += 1;
@@ -851,8 +920,8 @@ impl Session {
         let Some(request) = self.requests.get(&id) else {
             return;
         };
-        if request.options.reuse_connection_id {
-            let (tracker, scope) = (request.tracker, request.options.scope);
+        if request.reuse_connection_id {
+            let (tracker, scope) = (request.tracker, request.scope);
             if let Some((connection_id, issued)) =
                 self.cache.get(tracker, scope, request.started, now)
             {
@@ -869,8 +938,8 @@ impl Session {
             return;
         };
         let tracker = request.tracker;
-        let strict_source = request.options.strict_source;
-        let shared = request.options.reuse_connection_id;
+        let strict_source = request.strict_source;
+        let shared = request.reuse_connection_id;
         let existing = shared
             .then(|| self.shared_connects.get(&(tracker, strict_source)).copied())
             .flatten();
@@ -879,7 +948,7 @@ impl Session {
                 if let Some(exchange) = self.connects.get_mut(&tid) {
                     exchange.waiters.push(id);
                 }
-                self.resend_connect_if_due(now, tid, request.options.timeout);
+                self.resend_connect_if_due(now, tid, request.timeout);
                 tid
             }
             None => {
@@ -919,13 +988,13 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        let wait = request.wait(request.connect_attempts);
         let attempt = request.connect_attempts;
         let check = self
             .trackers
             .get(&request.tracker)
             .filter(|s| s.rtt().is_some())
-            .map(|s| s.check_wait(attempt))
+            .map(|s| s.check_wait(attempt.into()))
             .filter(|&check| check < wait);
         request.phase = Phase::Connecting {
             tid,
@@ -1018,7 +1087,7 @@ impl Session {
                 issued,
                 from_cache,
             };
-            request.deadline = None;
+            request.timer = 0;
             let requests = &self.requests;
             state
                 .waiting
@@ -1034,11 +1103,11 @@ impl Session {
             });
             request.body.next_batch(limit);
         }
-        request.request_attempts += 1;
-        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        request.request_attempts = request.request_attempts.saturating_add(1);
+        let wait = request.wait(request.request_attempts);
         // A few round trips after the send, silence says more than after
         // 2·timeout, once the tracker's round trip is known.
-        let check = state.check_wait(request.request_attempts);
+        let check = state.check_wait(request.request_attempts.into());
         let checked = check >= wait || state.rtt().is_none() && !from_cache;
         self.stats.sent += 1;
         self.transmits.push_back(Transmit {
@@ -1094,18 +1163,18 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        if request.fallback.is_some() {
+        if request.fallback().is_some() {
             // No answer to the first connect: try the other family.
             self.switch_to_fallback(now, id);
             return;
         }
         let attempts = request.connect_attempts;
-        if attempts >= request.options.max_attempts {
+        if attempts >= request.max_attempts {
             self.give_up(now, id, attempts);
             return;
         }
-        request.connect_attempts += 1;
-        let timeout = request.options.timeout;
+        request.connect_attempts = request.connect_attempts.saturating_add(1);
+        let timeout = request.timeout;
         self.resend_connect_if_due(now, tid, timeout);
         self.wait_for_connect(now, id, tid);
     }
@@ -1132,8 +1201,8 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        if alive && request.connect_attempts < request.options.max_attempts {
-            request.connect_attempts += 1;
+        if alive && request.connect_attempts < request.max_attempts {
+            request.connect_attempts = request.connect_attempts.saturating_add(1);
             if now.saturating_duration_since(last_sent) >= check {
                 // Once per exchange, however many wait on it.
                 self.stats.losses += 1;
@@ -1151,7 +1220,7 @@ impl Session {
             since,
             checked: true,
         };
-        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        let wait = request.wait(request.connect_attempts);
         self.schedule(id, (since + wait).max(now));
     }
 
@@ -1197,13 +1266,13 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        if lost && request.request_attempts < request.options.max_attempts {
+        if lost && request.request_attempts < request.max_attempts {
             self.stats.losses += 1;
             self.tracker_state(tracker, now).on_loss(sent.sent_at, now);
             self.send_again(now, id, tracker, sent);
             return;
         }
-        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        let wait = request.wait(request.request_attempts);
         self.schedule(id, (sent.sent_at + wait).max(now));
     }
 
@@ -1226,7 +1295,7 @@ impl Session {
             return;
         };
         let tracker = request.tracker;
-        let (attempts, max_attempts) = (request.request_attempts, request.options.max_attempts);
+        let (attempts, max_attempts) = (request.request_attempts, request.max_attempts);
         if let Some(state) = self.trackers.get_mut(&tracker) {
             if !state.answered_anything_since(sent.sent_at) {
                 state.on_silence();
@@ -1257,8 +1326,8 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        request.request_attempts += 1;
-        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        request.request_attempts = request.request_attempts.saturating_add(1);
+        let wait = request.wait(request.request_attempts);
         let tracker = request.tracker;
         self.stats.sent += 1;
         self.stats.retransmits += 1;
@@ -1271,7 +1340,7 @@ impl Session {
         state.retransmits += 1;
         let attempts = self.requests.get(&id).map_or(1, |r| r.request_attempts);
         let state = self.tracker_state(tracker, now);
-        let check = state.check_wait(attempts);
+        let check = state.check_wait(attempts.into());
         let checked = check >= wait;
         if let Some(request) = self.requests.get_mut(&id) {
             request.phase = Phase::Requesting(Sent {
@@ -1285,11 +1354,11 @@ impl Session {
 
     /// Request `id` failed after `attempts` sends of its phase, each
     /// unanswered: the error names the last wait.
-    fn give_up(&mut self, now: Instant, id: RequestId, attempts: u32) {
+    fn give_up(&mut self, now: Instant, id: RequestId, attempts: u8) {
         let Some(request) = self.requests.get(&id) else {
             return;
         };
-        let waited = retransmit_wait(request.options.timeout, attempts);
+        let waited = request.wait(attempts);
         self.fail(now, id, timeout_error(waited));
     }
 
@@ -1338,7 +1407,7 @@ impl Session {
                 .waiters
                 .iter()
                 .filter_map(|id| self.requests.get(id))
-                .map(|r| r.options.scope);
+                .map(|r| r.scope);
             let scopes: Vec<Scope> = scopes.collect();
             self.cache
                 .insert(exchange.tracker, connection_id, issued, now, scopes);
@@ -1458,9 +1527,10 @@ impl Session {
 
     fn finish(&mut self, now: Instant, id: RequestId, outcome: Outcome) {
         if let Some(request) = self.requests.get(&id) {
-            if let (Some(primary), false) =
-                (request.switched_from, matches!(outcome, Outcome::Failed(_)))
-            {
+            if let (Some(primary), false) = (
+                request.switched_from(),
+                matches!(outcome, Outcome::Failed(_)),
+            ) {
                 self.preferred.insert(primary, (request.tracker, now));
                 // It answered here: no longer an address to try second.
                 self.preferred.remove(&request.tracker);
@@ -1475,21 +1545,20 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        request.deadline = Some(at);
-        self.timers.push(Reverse((at, id)));
+        self.timer_seq = self.timer_seq.wrapping_add(1).max(1);
+        request.timer = self.timer_seq;
+        self.timers.push(Reverse((at, id, self.timer_seq)));
         // Dead entries wait for their instant to be skipped; should they
         // ever outnumber the live ones (long waits, quick answers), sweep.
         if self.timers.len() > 2 * self.requests.len() + 1024 {
             let mut timers = std::mem::take(&mut self.timers);
-            timers.retain(|&Reverse((at, id))| self.timer_is_live(at, id));
+            timers.retain(|&Reverse((_, id, timer))| self.timer_is_live(id, timer));
             self.timers = timers;
         }
     }
 
-    fn timer_is_live(&self, at: Instant, id: RequestId) -> bool {
-        self.requests
-            .get(&id)
-            .is_some_and(|r| r.deadline == Some(at))
+    fn timer_is_live(&self, id: RequestId, timer: u32) -> bool {
+        self.requests.get(&id).is_some_and(|r| r.timer == timer)
     }
 
     /// A random id not in use by any exchange in flight nor recently retired.
@@ -1507,14 +1576,14 @@ impl Session {
 }
 
 /// Whether request `id` stands in the window's queue under `seq`.
-fn queued(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+fn queued(requests: &FastMap<RequestId, Box<Request>>, seq: u64, id: RequestId) -> bool {
     requests
         .get(&id)
         .is_some_and(|r| matches!(r.phase, Phase::Queued { seq: s } if s == seq))
 }
 
 /// Whether request `id` stands in its tracker's line under `seq`.
-fn waiting(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+fn waiting(requests: &FastMap<RequestId, Box<Request>>, seq: u64, id: RequestId) -> bool {
     requests
         .get(&id)
         .is_some_and(|r| matches!(r.phase, Phase::Waiting { seq: s, .. } if s == seq))

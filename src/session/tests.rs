@@ -543,6 +543,77 @@ fn the_announce_datagram_carries_every_request_field() {
     );
 }
 
+/// The datagram of every kind of announce (no options, BEP 41 URL data,
+/// libtorrent's request string) is the codec's encoding of its parameters
+/// with the ids of that send, byte for byte: on the first send, a
+/// retransmission, and after a new connection id.
+#[test]
+fn every_kind_of_announce_is_sent_as_the_codec_writes_it() {
+    let plain = AnnounceParams {
+        url_data: Vec::new(),
+        ..params()
+    };
+    let request_string = AnnounceParams {
+        url_data: Vec::new(),
+        extensions: Some(LibtorrentExtensions {
+            auth: None,
+            request_string: Some(b"/announce?x=1".to_vec()),
+        }),
+        ..params()
+    };
+    for p in [plain, params(), request_string] {
+        let expected = |sent: &Transmit, connection_id: u64| {
+            let mut bytes = Vec::new();
+            AnnounceRequest {
+                connection_id: ConnectionId(connection_id),
+                transaction_id: request_tid(sent),
+                params: p.clone(),
+            }
+            .write(&mut bytes);
+            bytes
+        };
+        let mut t = Tester::new();
+        t.start(0, 1, RequestKind::Announce(p.clone()), options(100));
+        let first = t.connected(0, 0x0102_0304_0506_0708);
+        assert_eq!(first.payload, expected(&first, 0x0102_0304_0506_0708));
+        t.tick(200);
+        let again = t.sent_one();
+        assert_eq!(again.payload, first.payload);
+        // The id expires: a new connect, then the announce with the new id.
+        let later = t.next_timeout().unwrap();
+        t.tick(later.max(60_000));
+        let reconnect = loop {
+            let sent = t.sent_one();
+            if is_connect(&sent) {
+                break sent;
+            }
+            let due = t.next_timeout().unwrap();
+            t.tick(due);
+        };
+        t.answer_connect(60_500, &reconnect, 0x1112_1314_1516_1718);
+        let renewed = t.sent_one();
+        assert_eq!(renewed.payload, expected(&renewed, 0x1112_1314_1516_1718));
+    }
+}
+
+/// A burst of N announces holds N requests at once: what one costs is
+/// watched here (`cargo run --release --example memory` measures the rest).
+#[test]
+fn a_request_stays_small() {
+    let request = std::mem::size_of::<Request>();
+    assert!(request <= 232, "a request is {request} bytes");
+    // A plain announce's datagram lives in the request, with no allocation.
+    let kind = RequestKind::Announce(AnnounceParams {
+        url_data: Vec::new(),
+        ..params()
+    });
+    assert!(matches!(Body::new(kind, &mut Vec::new()), Body::Plain(_)));
+    assert!(matches!(
+        Body::new(announce_kind(), &mut Vec::new()),
+        Body::Encoded(_)
+    ));
+}
+
 #[test]
 fn the_announce_and_connect_use_different_transaction_ids() {
     let mut t = Tester::new();
