@@ -235,6 +235,8 @@ fn session_stages(n: u32) {
         }
     }
     assert_eq!(finished, n, "every announce answered");
+    // As the driver asks after each turn.
+    assert_eq!(session.poll_timeout(), None);
     report("session", "finished", n, base);
 }
 

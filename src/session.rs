@@ -18,6 +18,7 @@
 
 mod fast_hash;
 mod line;
+mod spare;
 mod tracker;
 
 use std::cmp::Reverse;
@@ -436,9 +437,17 @@ struct ConnectExchange {
     waiters: Vec<RequestId>,
 }
 
+/// The transaction ids of finished exchanges, each for `RETIRED_TID_TTL`.
+/// A burst retires thousands at the same instant (one turn of the driver):
+/// that instant is kept once per run of them, so an id costs its 4 bytes
+/// in line and its place in the set.
 #[derive(Debug, Default)]
 struct RetiredTids {
-    order: VecDeque<(Instant, TransactionId)>,
+    /// Oldest first.
+    order: VecDeque<TransactionId>,
+    /// When the ids of `order` were retired, as runs of ids retired at the
+    /// same instant, oldest first: the instant and how many.
+    runs: VecDeque<(Instant, usize)>,
     set: FastSet<TransactionId>,
 }
 
@@ -448,7 +457,11 @@ impl RetiredTids {
         // answer at once no retransmit timer ever fires.
         self.prune(now);
         if self.set.insert(tid) {
-            self.order.push_back((now, tid));
+            self.order.push_back(tid);
+            match self.runs.back_mut() {
+                Some((at, count)) if *at == now => *count += 1,
+                _ => self.runs.push_back((now, 1)),
+            }
         }
     }
 
@@ -457,13 +470,18 @@ impl RetiredTids {
     }
 
     fn prune(&mut self, now: Instant) {
-        while let Some(&(at, tid)) = self.order.front() {
+        while let Some(&(at, count)) = self.runs.front() {
             if now.saturating_duration_since(at) < RETIRED_TID_TTL {
                 break;
             }
-            self.order.pop_front();
-            self.set.remove(&tid);
+            self.runs.pop_front();
+            for tid in self.order.drain(..count.min(self.order.len())) {
+                self.set.remove(&tid);
+            }
         }
+        spare::give_back(&mut self.order);
+        spare::give_back(&mut self.runs);
+        spare::give_back(&mut self.set);
     }
 }
 
@@ -690,10 +708,17 @@ impl Session {
         };
         self.leave_phase(now, id, request.tracker, request.phase);
         self.leave_window(now, id);
+        spare::give_back(&mut self.requests);
+        spare::give_back(&mut self.request_tids);
+        spare::give_back(&mut self.in_window);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let transmit = self.transmits.pop_front();
+        if self.transmits.is_empty() {
+            spare::give_back(&mut self.transmits);
+        }
+        transmit
     }
 
     /// Whether `poll_transmit` has something.
@@ -702,18 +727,25 @@ impl Session {
     }
 
     pub fn poll_completion(&mut self) -> Option<Completion> {
-        self.completions.pop_front()
+        let completion = self.completions.pop_front();
+        if self.completions.is_empty() {
+            spare::give_back(&mut self.completions);
+        }
+        completion
     }
 
     /// When `handle_timeout` next has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut next = None;
         while let Some(&Reverse((at, id, timer))) = self.timers.peek() {
             if self.timer_is_live(id, timer) {
-                return Some(at);
+                next = Some(at);
+                break;
             }
             self.timers.pop();
         }
-        None
+        spare::give_back(&mut self.timers);
+        next
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

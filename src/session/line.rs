@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::RequestId;
+use super::{spare, RequestId};
 
 #[derive(Debug, Default)]
 pub struct Line {
@@ -42,6 +42,7 @@ impl Line {
             }
         }
         self.len = 0;
+        spare::give_back(&mut self.entries);
         None
     }
 
