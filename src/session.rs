@@ -214,6 +214,35 @@ pub fn retransmit_wait(timeout: Duration, attempt: u32) -> Duration {
         .map_or(LONGEST_WAIT, |wait| wait.min(LONGEST_WAIT))
 }
 
+/// An instant as nanoseconds since the session's [`Epoch`]: half the size of
+/// an `Instant`, for the instants every request keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp(u64);
+
+/// What a session's [`Stamp`]s count from: a year before the session was
+/// made where the platform's clock allows it, so that any instant a caller
+/// passes in comes after it and converts both ways exactly (u64
+/// nanoseconds last 584 years).
+#[derive(Clone, Copy, Debug)]
+struct Epoch(Instant);
+
+impl Epoch {
+    fn new() -> Epoch {
+        let now = Instant::now();
+        let back = [365 * 24 * 3600, 24 * 3600, 3600].map(Duration::from_secs);
+        Epoch(back.iter().find_map(|&d| now.checked_sub(d)).unwrap_or(now))
+    }
+
+    fn stamp(self, at: Instant) -> Stamp {
+        let nanos = at.saturating_duration_since(self.0).as_nanos();
+        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    fn instant(self, stamp: Stamp) -> Instant {
+        self.0 + Duration::from_nanos(stamp.0)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Phase {
     /// Waiting for a place in the window (`seq` is its place in the queue);
@@ -223,7 +252,7 @@ enum Phase {
     /// since `since` (its join or its last attempt); `checked` as in [`Sent`].
     Connecting {
         tid: TransactionId,
-        since: Instant,
+        since: Stamp,
         checked: bool,
     },
     /// Has a connection id, waits for room in the tracker's congestion
@@ -231,7 +260,7 @@ enum Phase {
     Waiting {
         seq: u64,
         connection_id: ConnectionId,
-        issued: Instant,
+        issued: Stamp,
         from_cache: bool,
     },
     /// The announce or scrape is out.
@@ -244,11 +273,11 @@ struct Sent {
     tid: TransactionId,
     connection_id: ConnectionId,
     /// When the connect that obtained `connection_id` was last sent.
-    issued: Instant,
+    issued: Stamp,
     /// The id came from the cache rather than a connect made for this request.
     from_cache: bool,
     /// The last send of this phase.
-    sent_at: Instant,
+    sent_at: Stamp,
     /// Whether the early check of this send is done (or not needed): a few
     /// round trips after it, silence says more than after 2·timeout (see
     /// `on_check_timeout`).
@@ -374,10 +403,14 @@ struct Request {
     body: Body,
     tracker: SocketAddr,
     phase: Phase,
-    started: Instant,
+    /// When it started (or the tick it started in began): see
+    /// `ConnectionIdCache::get`.
+    started: Stamp,
     /// The request's options, field by field (so that they pack with the
     /// small fields below).
-    timeout: Duration,
+    /// The base retransmission timeout in nanoseconds, at most
+    /// `LONGEST_WAIT` (no wait is longer, so none changes).
+    timeout_ns: u64,
     scope: Scope,
     /// 1..=`MAX_ATTEMPTS`.
     max_attempts: u8,
@@ -407,7 +440,11 @@ enum OtherFamily {
 impl Request {
     /// The wait after the `attempt`-th send of a phase.
     fn wait(&self, attempt: u8) -> Duration {
-        retransmit_wait(self.timeout, attempt.into())
+        retransmit_wait(self.timeout(), attempt.into())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.timeout_ns)
     }
 
     fn fallback(&self) -> Option<SocketAddr> {
@@ -517,6 +554,8 @@ pub struct Session {
     next_seq: u64,
     /// Where requests are encoded when they start (kept for its allocation).
     scratch: Vec<u8>,
+    /// What the requests' instants count from.
+    epoch: Epoch,
 }
 
 impl Default for Session {
@@ -553,6 +592,7 @@ impl Session {
             queue: Line::default(),
             next_seq: 0,
             scratch: Vec::new(),
+            epoch: Epoch::new(),
         }
     }
 
@@ -652,12 +692,13 @@ impl Session {
             body: Body::new(kind, &mut self.scratch),
             tracker,
             phase: Phase::Queued { seq: 0 },
-            timeout: options.timeout,
+            timeout_ns: u64::try_from(options.timeout.min(LONGEST_WAIT).as_nanos())
+                .unwrap_or(u64::MAX),
             scope: options.scope,
             max_attempts: u8::try_from(max_attempts).unwrap_or(u8::MAX),
             strict_source: options.strict_source,
             reuse_connection_id: options.reuse_connection_id,
-            started: since.min(now),
+            started: self.epoch.stamp(since.min(now)),
             other_family: fallback.map(|address| Box::new(OtherFamily::Fallback(address))),
             timer: 0,
             connect_attempts: 0,
@@ -915,6 +956,7 @@ impl Session {
                 ..
             } = request.phase
             {
+                let issued = self.epoch.instant(issued);
                 if is_fresh(issued, now) {
                     self.send_request(now, id, connection_id, issued, from_cache);
                 } else {
@@ -955,7 +997,8 @@ impl Session {
         if request.reuse_connection_id {
             let (tracker, scope) = (request.tracker, request.scope);
             if let Some((connection_id, issued)) =
-                self.cache.get(tracker, scope, request.started, now)
+                self.cache
+                    .get(tracker, scope, self.epoch.instant(request.started), now)
             {
                 self.cache.add_scope(tracker, connection_id, scope);
                 self.send_request(now, id, connection_id, issued, true);
@@ -980,7 +1023,7 @@ impl Session {
                 if let Some(exchange) = self.connects.get_mut(&tid) {
                     exchange.waiters.push(id);
                 }
-                self.resend_connect_if_due(now, tid, request.timeout);
+                self.resend_connect_if_due(now, tid, request.timeout());
                 tid
             }
             None => {
@@ -1030,7 +1073,7 @@ impl Session {
             .filter(|&check| check < wait);
         request.phase = Phase::Connecting {
             tid,
-            since: now,
+            since: self.epoch.stamp(now),
             checked: check.is_none(),
         };
         self.schedule(id, now + check.unwrap_or(wait));
@@ -1116,7 +1159,7 @@ impl Session {
             request.phase = Phase::Waiting {
                 seq,
                 connection_id,
-                issued,
+                issued: self.epoch.stamp(issued),
                 from_cache,
             };
             request.timer = 0;
@@ -1150,9 +1193,9 @@ impl Session {
         request.phase = Phase::Requesting(Sent {
             tid,
             connection_id,
-            issued,
+            issued: self.epoch.stamp(issued),
             from_cache,
-            sent_at: now,
+            sent_at: self.epoch.stamp(now),
             checked,
         });
         self.request_tids.insert(tid, id);
@@ -1175,7 +1218,7 @@ impl Session {
                 tid,
                 since,
                 checked: false,
-            } => self.on_connect_check(now, id, tid, since),
+            } => self.on_connect_check(now, id, tid, self.epoch.instant(since)),
             Phase::Connecting { tid, .. } => {
                 // The first wait is over: whatever happens next, this request
                 // no longer counts as a burst in flight.
@@ -1206,7 +1249,7 @@ impl Session {
             return;
         }
         request.connect_attempts = request.connect_attempts.saturating_add(1);
-        let timeout = request.timeout;
+        let timeout = request.timeout();
         self.resend_connect_if_due(now, tid, timeout);
         self.wait_for_connect(now, id, tid);
     }
@@ -1249,7 +1292,7 @@ impl Session {
         }
         request.phase = Phase::Connecting {
             tid,
-            since,
+            since: self.epoch.stamp(since),
             checked: true,
         };
         let wait = request.wait(request.connect_attempts);
@@ -1270,6 +1313,7 @@ impl Session {
     ///   tracker's window (once per congestion event);
     /// - nothing: the tracker is slow or silent; keep the BEP 15 schedule.
     fn on_check_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
@@ -1280,7 +1324,7 @@ impl Session {
         // by several round trips: it was lost. None at all: silence.
         let silent = !state
             .as_ref()
-            .is_some_and(|s| s.answered_anything_since(sent.sent_at));
+            .is_some_and(|s| s.answered_anything_since(epoch.instant(sent.sent_at)));
         let lost = !silent;
         if let (true, Some(state)) = (silent, state) {
             // Nothing at all for a few round trips: the tracker stalled or
@@ -1300,36 +1344,38 @@ impl Session {
         };
         if lost && request.request_attempts < request.max_attempts {
             self.stats.losses += 1;
-            self.tracker_state(tracker, now).on_loss(sent.sent_at, now);
+            self.tracker_state(tracker, now)
+                .on_loss(epoch.instant(sent.sent_at), now);
             self.send_again(now, id, tracker, sent);
             return;
         }
         let wait = request.wait(request.request_attempts);
-        self.schedule(id, (sent.sent_at + wait).max(now));
+        self.schedule(id, (epoch.instant(sent.sent_at) + wait).max(now));
     }
 
     /// Whether request `id`'s first send `sent` on a cached id went
     /// unanswered while the tracker answered nothing else on that id.
     fn id_suspect(&self, id: RequestId, sent: Sent) -> bool {
+        let epoch = self.epoch;
         self.requests.get(&id).is_some_and(|request| {
             sent.from_cache
                 && !request.retried_with_fresh_id
-                && !self
-                    .trackers
-                    .get(&request.tracker)
-                    .is_some_and(|s| s.answered_since(sent.connection_id, sent.sent_at))
+                && !self.trackers.get(&request.tracker).is_some_and(|s| {
+                    s.answered_since(sent.connection_id, epoch.instant(sent.sent_at))
+                })
         })
     }
 
     /// No answer to request `id`'s announce or scrape `sent` within its wait.
     fn on_request_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
         let tracker = request.tracker;
         let (attempts, max_attempts) = (request.request_attempts, request.max_attempts);
         if let Some(state) = self.trackers.get_mut(&tracker) {
-            if !state.answered_anything_since(sent.sent_at) {
+            if !state.answered_anything_since(epoch.instant(sent.sent_at)) {
                 state.on_silence();
                 self.send_waiting(now, tracker);
             }
@@ -1345,7 +1391,8 @@ impl Session {
     /// connection id has expired meanwhile (BEP 15: one minute; the process
     /// may also have been asleep), renews the id first.
     fn send_again(&mut self, now: Instant, id: RequestId, tracker: SocketAddr, sent: Sent) {
-        if is_fresh(sent.issued, now) {
+        let epoch = self.epoch;
+        if is_fresh(epoch.instant(sent.issued), now) {
             self.retransmit(now, id, sent);
         } else {
             self.leave_phase(now, id, tracker, Phase::Requesting(sent));
@@ -1376,7 +1423,7 @@ impl Session {
         let checked = check >= wait;
         if let Some(request) = self.requests.get_mut(&id) {
             request.phase = Phase::Requesting(Sent {
-                sent_at: now,
+                sent_at: self.epoch.stamp(now),
                 checked,
                 ..sent
             });
@@ -1456,6 +1503,7 @@ impl Session {
         from: SocketAddr,
         response: Result<Response, ParseError>,
     ) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
@@ -1470,7 +1518,7 @@ impl Session {
             state.answered(sent.connection_id, now);
             state.on_answer(now);
             if single_send {
-                state.rtt_sample(now.saturating_duration_since(sent.sent_at));
+                state.rtt_sample(now.saturating_duration_since(epoch.instant(sent.sent_at)));
             }
         }
         let outcome = match response {
@@ -1501,6 +1549,7 @@ impl Session {
     /// part (the tracker answers fewer hashes per scrape than we sent: ask
     /// again for the rest, and send it no larger batches from now on).
     fn on_scrape_reply(&mut self, now: Instant, id: RequestId, sent: Sent, reply: ScrapeResponse) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
@@ -1537,8 +1586,14 @@ impl Session {
                 .learn_scrape_limit(answered);
         }
         self.leave_phase(now, id, tracker, Phase::Requesting(sent));
-        if is_fresh(sent.issued, now) {
-            self.send_request(now, id, sent.connection_id, sent.issued, false);
+        if is_fresh(epoch.instant(sent.issued), now) {
+            self.send_request(
+                now,
+                id,
+                sent.connection_id,
+                epoch.instant(sent.issued),
+                false,
+            );
         } else {
             self.obtain_connection_id(now, id);
         }
