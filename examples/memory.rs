@@ -36,8 +36,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bittorrent_udp_tracker::driver::{Command, Driver, Family, StartRequest, Target};
-use bittorrent_udp_tracker::proto::{AnnounceEvent, AnnounceParams, InfoHash, PeerId};
 use bittorrent_udp_tracker::session::{Outcome, RequestKind, RequestOptions, Session};
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{params, reply};
 
 struct Counting;
 
@@ -115,45 +118,14 @@ fn report(part: &str, stage: &str, n: u32, base: Heap) {
     );
 }
 
-/// An announce as the benchmark's instances send it: random-looking ids,
-/// no BEP 41 data, no extensions.
-fn params(i: u32) -> AnnounceParams {
-    let mut info_hash = [0u8; 20];
-    info_hash[..4].copy_from_slice(&i.to_be_bytes());
-    let mut peer_id = *b"-BU2000-abcdefghijkl";
-    peer_id[16..].copy_from_slice(&i.to_be_bytes());
-    AnnounceParams {
-        info_hash: InfoHash(info_hash),
-        peer_id: PeerId(peer_id),
-        downloaded: 0,
-        left: 0,
-        uploaded: 0,
-        event: AnnounceEvent::Started,
-        ip: 0,
-        key: i,
-        num_want: 50,
-        port: 6881,
-        url_data: Vec::new(),
-        extensions: None,
-    }
-}
-
 /// A tracker's reply to `datagram` (a connect or an announce): its length
 /// and bytes, on the stack so that keeping replies costs no allocation.
-fn reply(datagram: &[u8]) -> (usize, [u8; 20]) {
-    let mut out = [0u8; 20];
-    let is_connect = datagram.len() == 16;
-    out[..4].copy_from_slice(&u32::from(!is_connect).to_be_bytes());
-    out[4..8].copy_from_slice(datagram.get(12..16).unwrap_or(&[0; 4]));
-    if is_connect {
-        out[8..16].copy_from_slice(&0x1234_5678_9abc_def0u64.to_be_bytes());
-        (16, out)
-    } else {
-        // interval 1800, no leechers, one seeder, no peers.
-        out[8..12].copy_from_slice(&1800u32.to_be_bytes());
-        out[16..20].copy_from_slice(&1u32.to_be_bytes());
-        (20, out)
-    }
+fn reply_bytes(datagram: &[u8], out: &mut Vec<u8>) -> (usize, [u8; 20]) {
+    reply(datagram, out);
+    let mut bytes = [0u8; 20];
+    let len = out.len().min(20);
+    bytes[..len].copy_from_slice(&out[..len]);
+    (len, bytes)
 }
 
 /// The tracker address of request `i` in the `in_flight` stage: one per
@@ -181,25 +153,28 @@ fn start_all(session: &mut Session, now: Instant, n: u32, tracker: impl Fn(u32) 
 
 fn session_stages(n: u32) {
     let now = Instant::now();
+    let mut out = Vec::with_capacity(64);
     let one = tracker_of(0);
     let base = heap();
     let mut session = Session::new();
     start_all(&mut session, now, n, |_| one);
     // The driver sends what is ready at once; the connect is the only one.
-    let connect = session.poll_transmit().map(|t| reply(&t.payload));
+    let connect = session
+        .poll_transmit()
+        .map(|t| reply_bytes(&t.payload, &mut out));
     report("session", "started", n, base);
 
     if let Some((len, bytes)) = connect {
         session.handle_datagram(now, one, &bytes[..len]);
     }
     // What the driver holds of the datagrams is gone once they are sent.
-    let mut out = 0;
+    let mut sent = 0;
     while session.poll_transmit().is_some() {
-        out += 1;
+        sent += 1;
     }
     report("session", "connected", n, base);
     eprintln!(
-        "session: {out} announces out after the connect, {} waiting, {} queued",
+        "session: {sent} announces out after the connect, {} waiting, {} queued",
         session.tracker(one).map_or(0, |s| s.waiting()),
         session.queued()
     );
@@ -215,10 +190,10 @@ fn session_stages(n: u32) {
     // answered (so that no more datagrams pile up than the driver's would).
     let connects: Vec<_> = std::iter::from_fn(|| session.poll_transmit()).collect();
     for connect in connects {
-        let (len, bytes) = reply(&connect.payload);
+        let (len, bytes) = reply_bytes(&connect.payload, &mut out);
         session.handle_datagram(now, connect.destination, &bytes[..len]);
         while let Some(t) = session.poll_transmit() {
-            let (len, bytes) = reply(&t.payload);
+            let (len, bytes) = reply_bytes(&t.payload, &mut out);
             replies.push((t.destination, len, bytes));
         }
     }
@@ -248,11 +223,11 @@ fn driver_stages(n: u32) -> std::io::Result<()> {
     let port = tracker.local_addr()?.port();
     let responder = tracker.try_clone()?;
     std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
+        let (mut buf, mut out) = ([0u8; 2048], Vec::new());
         while let Ok((len, from)) = responder.recv_from(&mut buf) {
             if len == 16 {
-                let (len, bytes) = reply(&buf[..16]);
-                let _ = responder.send_to(&bytes[..len], from);
+                reply(&buf[..16], &mut out);
+                let _ = responder.send_to(&out, from);
                 // Silent from now on: the connection id is cached.
                 break;
             }

@@ -516,9 +516,9 @@ impl RetiredTids {
                 self.set.remove(&tid);
             }
         }
-        spare::give_back(&mut self.order);
-        spare::give_back(&mut self.runs);
-        spare::give_back(&mut self.set);
+        spare::give_back!(self.order);
+        spare::give_back!(self.runs);
+        spare::give_back!(self.set);
     }
 }
 
@@ -749,15 +749,15 @@ impl Session {
         };
         self.leave_phase(now, id, request.tracker, request.phase);
         self.leave_window(now, id);
-        spare::give_back(&mut self.requests);
-        spare::give_back(&mut self.request_tids);
-        spare::give_back(&mut self.in_window);
+        spare::give_back!(self.requests);
+        spare::give_back!(self.request_tids);
+        spare::give_back!(self.in_window);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let transmit = self.transmits.pop_front();
         if self.transmits.is_empty() {
-            spare::give_back(&mut self.transmits);
+            spare::give_back!(self.transmits);
         }
         transmit
     }
@@ -770,7 +770,7 @@ impl Session {
     pub fn poll_completion(&mut self) -> Option<Completion> {
         let completion = self.completions.pop_front();
         if self.completions.is_empty() {
-            spare::give_back(&mut self.completions);
+            spare::give_back!(self.completions);
         }
         completion
     }
@@ -785,7 +785,7 @@ impl Session {
             }
             self.timers.pop();
         }
-        spare::give_back(&mut self.timers);
+        spare::give_back!(self.timers);
         next
     }
 

@@ -42,7 +42,7 @@ impl Line {
             }
         }
         self.len = 0;
-        spare::give_back(&mut self.entries);
+        spare::give_back!(self.entries);
         None
     }
 

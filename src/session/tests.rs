@@ -221,6 +221,24 @@ impl Tester {
         sent.remove(0)
     }
 
+    /// The request in flight runs past its connection id's minute: a new
+    /// connect goes out, answered at 60.5 s with `connection_id`; the
+    /// datagram sent with the new id.
+    fn reconnected(&mut self, connection_id: u64) -> Transmit {
+        let later = self.next_timeout().unwrap();
+        self.tick(later.max(60_000));
+        let reconnect = loop {
+            let sent = self.sent_one();
+            if is_connect(&sent) {
+                break sent;
+            }
+            let due = self.next_timeout().unwrap();
+            self.tick(due);
+        };
+        self.answer_connect(60_500, &reconnect, connection_id);
+        self.sent_one()
+    }
+
     fn sent_nothing(&mut self) {
         let sent = self.sent();
         assert!(sent.is_empty(), "expected no datagram, got {sent:?}");
@@ -579,19 +597,7 @@ fn every_kind_of_announce_is_sent_as_the_codec_writes_it() {
         t.tick(200);
         let again = t.sent_one();
         assert_eq!(again.payload, first.payload);
-        // The id expires: a new connect, then the announce with the new id.
-        let later = t.next_timeout().unwrap();
-        t.tick(later.max(60_000));
-        let reconnect = loop {
-            let sent = t.sent_one();
-            if is_connect(&sent) {
-                break sent;
-            }
-            let due = t.next_timeout().unwrap();
-            t.tick(due);
-        };
-        t.answer_connect(60_500, &reconnect, 0x1112_1314_1516_1718);
-        let renewed = t.sent_one();
+        let renewed = t.reconnected(0x1112_1314_1516_1718);
         assert_eq!(renewed.payload, expected(&renewed, 0x1112_1314_1516_1718));
     }
 }
@@ -1837,19 +1843,8 @@ fn an_authenticated_announce_is_signed_again_for_every_new_connection_id() {
     t.tick(200);
     let again = t.sent_one();
     assert_eq!(again.payload, first.payload);
-    // The id expires: a new connect, then the announce signed for the new ids.
-    let later = t.next_timeout().unwrap();
-    t.tick(later.max(60_000));
-    let reconnect = loop {
-        let sent = t.sent_one();
-        if is_connect(&sent) {
-            break sent;
-        }
-        let due = t.next_timeout().unwrap();
-        t.tick(due);
-    };
-    t.answer_connect(60_500, &reconnect, 78);
-    let renewed = t.sent_one();
+    // The id expires: the announce is signed again for the new ids.
+    let renewed = t.reconnected(78);
     assert_eq!(announce_of(&renewed).connection_id, ConnectionId(78));
     assert_ne!(renewed.payload, first.payload);
     assert!(hash_is_valid(&renewed.payload));
