@@ -16,11 +16,16 @@
 //! - `finished`: every request answered (what is left are the retired
 //!   transaction ids, the connection-id cache's scopes, the maps' capacity).
 //!
-//! The driver part does the same through the driver thread (`Driver`, the
-//! same `StartRequest`s `src/binding.rs` decodes, in parts of 700 as
-//! `lib/engine.js` hands over a large tick) against a loopback socket that
-//! answers the first connect only: its figure, two seconds after the start,
-//! includes the tokio thread, the socket and what is left of the commands.
+//! The driver part goes through the driver thread (`Driver`, the same
+//! `StartRequest`s `src/binding.rs` decodes, in parts of 700 as
+//! `lib/engine.js` hands over a large tick) to a loopback tracker, so its
+//! figures include the tokio thread, the socket, the commands not handled
+//! yet and the datagrams not sent yet (see `driver_stage`):
+//! - `burst`: right after the last part, to a tracker answering everything,
+//!   the moment `bench/run.js` takes its RSS per live instance;
+//!   `burst_finished`: once every request has finished;
+//! - `silent`: two seconds into a burst to a tracker that answered the
+//!   first connect only.
 //!
 //! ```sh
 //! cargo run --release --example memory -- 20000
@@ -215,34 +220,49 @@ fn session_stages(n: u32) {
     report("session", "finished", n, base);
 }
 
-/// Through the driver thread, to a loopback socket that answers the first
-/// connect and nothing else, with a short timeout (100 ms) so that requests
-/// move through their phases within the two seconds measured.
-fn driver_stages(n: u32) -> std::io::Result<()> {
-    let tracker = UdpSocket::bind("127.0.0.1:0")?;
-    let port = tracker.local_addr()?.port();
-    let responder = tracker.try_clone()?;
+/// A loopback tracker on a thread of its own: it answers every datagram
+/// as aquatic would, or (`silent`) the first connect only.
+fn tracker(silent: bool) -> std::io::Result<u16> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let port = socket.local_addr()?.port();
     std::thread::spawn(move || {
         let (mut buf, mut out) = ([0u8; 2048], Vec::new());
-        while let Ok((len, from)) = responder.recv_from(&mut buf) {
-            if len == 16 {
-                reply(&buf[..16], &mut out);
-                let _ = responder.send_to(&out, from);
-                // Silent from now on: the connection id is cached.
-                break;
+        let mut answered = 0;
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            if !silent || (len == 16 && answered == 0) {
+                reply(&buf[..len], &mut out);
+                let _ = socket.send_to(&out, from);
+                answered += 1;
             }
         }
-        while responder.recv_from(&mut buf).is_ok() {}
     });
+    Ok(port)
+}
+
+/// Through the driver thread: N announces handed over in parts of 700 (as
+/// `lib/engine.js` hands over a large tick), one part every `pace`.
+/// - `burst`: to a tracker that answers everything, a part every 10 ms
+///   (about the benchmark's pace): what is held right after the last part,
+///   as `bench/run.js` measures its RSS per live instance, then once every
+///   request has finished;
+/// - `silent`: to a tracker that answers the first connect only, with a
+///   100 ms timeout, two seconds on: the first requests out and
+///   retransmitted, the later ones waiting on a new connect (silence on the
+///   cached id made it suspect) or queued behind the window; none finished.
+fn driver_stage(n: u32, silent: bool) -> std::io::Result<()> {
+    let port = tracker(silent)?;
+    let done = Arc::new(AtomicIsize::new(0));
+    let finished = Arc::clone(&done);
     let base = heap();
-    let driver = Driver::spawn(Box::new(|_| {}))?;
+    let driver = Driver::spawn(Box::new(move |batch| {
+        finished.fetch_add(isize::try_from(batch.len()).unwrap_or(0), Ordering::Relaxed);
+    }))?;
     let options = RequestOptions {
-        timeout: Duration::from_millis(100),
+        timeout: Duration::from_millis(if silent { 100 } else { 15_000 }),
         ..RequestOptions::default()
     };
     let target = Arc::new(Target::new("127.0.0.1".into(), port, Family::Auto, options));
     let tick_started = Instant::now();
-    // In parts of about 64 KB, as `lib/engine.js` hands a large tick over.
     let ids: Vec<u32> = (1..=n).collect();
     for part in ids.chunks(700) {
         let starts = part
@@ -256,24 +276,38 @@ fn driver_stages(n: u32) -> std::io::Result<()> {
             })
             .collect();
         driver.send(Command::Start(starts));
+        if !silent {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     drop(target);
-    // Two seconds on: the first requests out and retransmitted, the later
-    // ones waiting on a new connect (silence on the cached id made it
-    // suspect) or queued behind the window; none finished.
-    std::thread::sleep(Duration::from_secs(2));
+    drop(ids);
+    let stage = if silent { "silent" } else { "burst" };
+    if silent {
+        std::thread::sleep(Duration::from_secs(2));
+    }
     let stats = driver.stats().unwrap_or_default();
     eprintln!(
-        "driver: {} in flight, {} queued, {} sent, {} retransmits, {} ids renewed",
+        "driver {stage}: {} in flight, {} queued, {} sent, {} retransmits, {} ids renewed, {} finished",
         stats.in_flight,
         stats.queued,
         stats.session.sent,
         stats.session.retransmits,
-        stats.session.renewed_connection_ids
+        stats.session.renewed_connection_ids,
+        done.load(Ordering::Relaxed)
     );
-    report("driver", "in_flight", n, base);
-    drop(driver);
-    drop(tracker);
+    report("driver", stage, n, base);
+    if !silent {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while done.load(Ordering::Relaxed) < isize::try_from(n).unwrap_or(0)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A turn of the driver after the last completion.
+        std::thread::sleep(Duration::from_millis(100));
+        report("driver", "burst_finished", n, base);
+    }
     Ok(())
 }
 
@@ -283,5 +317,6 @@ fn main() -> std::io::Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000u32);
     session_stages(n);
-    driver_stages(n)
+    driver_stage(n, false)?;
+    driver_stage(n, true)
 }
