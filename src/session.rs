@@ -37,7 +37,7 @@ use crate::proto::{
     MAX_SCRAPE_HASHES_V4, MAX_SCRAPE_HASHES_V6,
 };
 use fast_hash::{FastMap, FastSet};
-use line::Line;
+use line::{Line, Seq};
 pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState, INITIAL_CWND, MIN_CWND};
 
 /// A request's handle, chosen by the caller.
@@ -247,7 +247,7 @@ impl Epoch {
 enum Phase {
     /// Waiting for a place in the window (`seq` is its place in the queue);
     /// nothing sent yet.
-    Queued { seq: u64 },
+    Queued { seq: Seq },
     /// Waiting for the connect exchange `tid` (possibly shared) to answer,
     /// since `since` (its join or its last attempt); `checked` as in [`Sent`].
     Connecting {
@@ -258,7 +258,7 @@ enum Phase {
     /// Has a connection id, waits for room in the tracker's congestion
     /// window (`seq` is its place in that tracker's line).
     Waiting {
-        seq: u64,
+        seq: Seq,
         connection_id: ConnectionId,
         issued: Stamp,
         from_cache: bool,
@@ -551,7 +551,7 @@ pub struct Session {
     in_window: FastSet<RequestId>,
     /// Requests waiting for a place, oldest first, by their `Phase::Queued` seq.
     queue: Line,
-    next_seq: u64,
+    next_seq: Seq,
     /// Where requests are encoded when they start (kept for its allocation).
     scratch: Vec<u8>,
     /// What the requests' instants count from.
@@ -710,7 +710,7 @@ impl Session {
             self.admit(now, id);
         } else {
             let seq = self.next_seq;
-            self.next_seq += 1;
+            self.next_seq = self.next_seq.wrapping_add(1);
             request.phase = Phase::Queued { seq };
             self.requests.insert(id, request);
             let requests = &self.requests;
@@ -1155,7 +1155,7 @@ impl Session {
         if !state.has_room() {
             // The tracker's window is full: wait in line, in order.
             let seq = self.next_seq;
-            self.next_seq += 1;
+            self.next_seq = self.next_seq.wrapping_add(1);
             request.phase = Phase::Waiting {
                 seq,
                 connection_id,
@@ -1663,14 +1663,14 @@ impl Session {
 }
 
 /// Whether request `id` stands in the window's queue under `seq`.
-fn queued(requests: &FastMap<RequestId, Box<Request>>, seq: u64, id: RequestId) -> bool {
+fn queued(requests: &FastMap<RequestId, Box<Request>>, seq: Seq, id: RequestId) -> bool {
     requests
         .get(&id)
         .is_some_and(|r| matches!(r.phase, Phase::Queued { seq: s } if s == seq))
 }
 
 /// Whether request `id` stands in its tracker's line under `seq`.
-fn waiting(requests: &FastMap<RequestId, Box<Request>>, seq: u64, id: RequestId) -> bool {
+fn waiting(requests: &FastMap<RequestId, Box<Request>>, seq: Seq, id: RequestId) -> bool {
     requests
         .get(&id)
         .is_some_and(|r| matches!(r.phase, Phase::Waiting { seq: s, .. } if s == seq))
