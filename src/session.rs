@@ -396,7 +396,7 @@ impl Body {
     }
 }
 
-/// A request in flight. Kept small (see `size_of_request` in the tests):
+/// A request in flight. Kept small (see `a_request_stays_small` in the tests):
 /// a burst of N instances' announces holds N of these at once.
 #[derive(Debug)]
 struct Request {
@@ -406,10 +406,10 @@ struct Request {
     /// When it started (or the tick it started in began): see
     /// `ConnectionIdCache::get`.
     started: Stamp,
-    /// The request's options, field by field (so that they pack with the
-    /// small fields below).
-    /// The base retransmission timeout in nanoseconds, at most
-    /// `LONGEST_WAIT` (no wait is longer, so none changes).
+    /// The request's options follow, field by field (so that they pack
+    /// with the small fields below). The base retransmission timeout in
+    /// nanoseconds, at most `LONGEST_WAIT` (no wait is longer, so none
+    /// changes).
     timeout_ns: u64,
     scope: Scope,
     /// 1..=`MAX_ATTEMPTS`.
