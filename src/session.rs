@@ -18,6 +18,7 @@
 
 mod fast_hash;
 mod line;
+mod spare;
 mod tracker;
 
 use std::cmp::Reverse;
@@ -31,12 +32,12 @@ use rand::{Rng, SeedableRng};
 
 pub use crate::proto::AnnounceParams;
 use crate::proto::{
-    peek_transaction_id, AnnounceResponse, ConnectRequest, ConnectionId, InfoHash, ParseError,
-    Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId, MAX_SCRAPE_HASHES_V4,
-    MAX_SCRAPE_HASHES_V6,
+    peek_transaction_id, Action, AnnounceResponse, ConnectRequest, ConnectionId, InfoHash,
+    ParseError, Response, ScrapeRequest, ScrapeResponse, ScrapeStats, TransactionId,
+    MAX_SCRAPE_HASHES_V4, MAX_SCRAPE_HASHES_V6,
 };
 use fast_hash::{FastMap, FastSet};
-use line::Line;
+use line::{Line, Seq};
 pub use tracker::{ConnectionIdCache, RttEstimate, TrackerState, INITIAL_CWND, MIN_CWND};
 
 /// A request's handle, chosen by the caller.
@@ -213,24 +214,53 @@ pub fn retransmit_wait(timeout: Duration, attempt: u32) -> Duration {
         .map_or(LONGEST_WAIT, |wait| wait.min(LONGEST_WAIT))
 }
 
+/// An instant as nanoseconds since the session's [`Epoch`]: half the size of
+/// an `Instant`, for the instants every request keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp(u64);
+
+/// What a session's [`Stamp`]s count from: a year before the session was
+/// made where the platform's clock allows it, so that any instant a caller
+/// passes in comes after it and converts both ways exactly (u64
+/// nanoseconds last 584 years).
+#[derive(Clone, Copy, Debug)]
+struct Epoch(Instant);
+
+impl Epoch {
+    fn new() -> Epoch {
+        let now = Instant::now();
+        let back = [365 * 24 * 3600, 24 * 3600, 3600].map(Duration::from_secs);
+        Epoch(back.iter().find_map(|&d| now.checked_sub(d)).unwrap_or(now))
+    }
+
+    fn stamp(self, at: Instant) -> Stamp {
+        let nanos = at.saturating_duration_since(self.0).as_nanos();
+        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    fn instant(self, stamp: Stamp) -> Instant {
+        self.0 + Duration::from_nanos(stamp.0)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Phase {
     /// Waiting for a place in the window (`seq` is its place in the queue);
     /// nothing sent yet.
-    Queued { seq: u64 },
+    Queued { seq: Seq },
     /// Waiting for the connect exchange `tid` (possibly shared) to answer,
     /// since `since` (its join or its last attempt); `checked` as in [`Sent`].
     Connecting {
         tid: TransactionId,
-        since: Instant,
+        since: Stamp,
         checked: bool,
     },
     /// Has a connection id, waits for room in the tracker's congestion
     /// window (`seq` is its place in that tracker's line).
     Waiting {
-        seq: u64,
+        seq: Seq,
         connection_id: ConnectionId,
-        issued: Instant,
+        issued: Stamp,
         from_cache: bool,
     },
     /// The announce or scrape is out.
@@ -243,11 +273,11 @@ struct Sent {
     tid: TransactionId,
     connection_id: ConnectionId,
     /// When the connect that obtained `connection_id` was last sent.
-    issued: Instant,
+    issued: Stamp,
     /// The id came from the cache rather than a connect made for this request.
     from_cache: bool,
     /// The last send of this phase.
-    sent_at: Instant,
+    sent_at: Stamp,
     /// Whether the early check of this send is done (or not needed): a few
     /// round trips after it, silence says more than after 2·timeout (see
     /// `on_check_timeout`).
@@ -261,14 +291,23 @@ struct Sent {
 /// an announce keeps its parameters and is encoded again for each id.
 #[derive(Debug)]
 enum Body {
-    Announce {
-        bytes: Vec<u8>,
-        signed: Option<Box<AnnounceParams>>,
-    },
-    /// Boxed: most requests are announces, and every request's slot in
-    /// `Session::requests` is as large as the largest body.
+    /// An announce with no options (no BEP 41 URL data, no extensions), the
+    /// usual kind: its datagram after the 16 bytes of ids and action, kept
+    /// in the request itself rather than in an allocation of its own.
+    Plain([u8; PLAIN_ANNOUNCE_TAIL]),
+    /// An announce with options: its whole datagram.
+    Encoded(Box<[u8]>),
+    /// An announce signed with libtorrent's authentication.
+    Signed(Box<AnnounceParams>),
+    /// Boxed: most requests are announces, and every request is as large as
+    /// the largest body.
     Scrape(Box<ScrapeBody>),
 }
+
+/// The connection id, action and transaction id that start a request.
+const REQUEST_HEADER: usize = 16;
+/// BEP 15's announce is 98 bytes.
+const PLAIN_ANNOUNCE_TAIL: usize = 98 - REQUEST_HEADER;
 
 #[derive(Debug)]
 struct ScrapeBody {
@@ -281,15 +320,21 @@ struct ScrapeBody {
 }
 
 impl Body {
-    fn new(kind: RequestKind) -> Body {
+    /// `scratch` is a buffer to encode into, kept by the caller.
+    fn new(kind: RequestKind, scratch: &mut Vec<u8>) -> Body {
         match kind {
             RequestKind::Announce(params) => {
-                let mut bytes = Vec::with_capacity(98);
-                params.write(ConnectionId(0), TransactionId(0), &mut bytes);
-                let signed = params.extensions.as_ref().is_some_and(|e| e.auth.is_some());
-                Body::Announce {
-                    bytes,
-                    signed: signed.then(|| Box::new(params)),
+                if params.extensions.as_ref().is_some_and(|e| e.auth.is_some()) {
+                    return Body::Signed(Box::new(params));
+                }
+                scratch.clear();
+                params.write(ConnectionId(0), TransactionId(0), scratch);
+                match scratch
+                    .get(REQUEST_HEADER..)
+                    .map(<[u8; PLAIN_ANNOUNCE_TAIL]>::try_from)
+                {
+                    Some(Ok(tail)) => Body::Plain(tail),
+                    _ => Body::Encoded(scratch.as_slice().into()),
                 }
             }
             RequestKind::Scrape(hashes) => Body::Scrape(Box::new(ScrapeBody {
@@ -323,47 +368,98 @@ impl Body {
     }
 
     /// The datagram to send with these ids.
-    fn datagram(&mut self, connection_id: ConnectionId, tid: TransactionId) -> Vec<u8> {
-        let bytes = match self {
-            Body::Announce {
-                bytes,
-                signed: Some(params),
-            } => {
-                bytes.clear();
-                params.write(connection_id, tid, bytes);
-                return bytes.clone();
+    fn datagram(&self, connection_id: ConnectionId, tid: TransactionId) -> Vec<u8> {
+        let mut out;
+        match self {
+            Body::Plain(tail) => {
+                out = Vec::with_capacity(REQUEST_HEADER + tail.len());
+                out.extend_from_slice(&[0; 8]);
+                out.extend_from_slice(&Action::Announce.to_u32().to_be_bytes());
+                out.extend_from_slice(&[0; 4]);
+                out.extend_from_slice(tail);
             }
-            Body::Announce { bytes, .. } => bytes,
-            Body::Scrape(scrape) => &mut scrape.bytes,
-        };
-        if let Some(cid) = bytes.get_mut(0..8) {
+            Body::Encoded(bytes) => out = bytes.to_vec(),
+            Body::Signed(params) => {
+                out = Vec::new();
+                params.write(connection_id, tid, &mut out);
+                return out;
+            }
+            Body::Scrape(scrape) => out = scrape.bytes.clone(),
+        }
+        if let Some(cid) = out.get_mut(0..8) {
             cid.copy_from_slice(&connection_id.0.to_be_bytes());
         }
-        if let Some(t) = bytes.get_mut(12..16) {
+        if let Some(t) = out.get_mut(12..16) {
             t.copy_from_slice(&tid.0.to_be_bytes());
         }
-        bytes.clone()
+        out
     }
 }
 
+/// A request in flight. Kept small (see `a_request_stays_small` in the tests):
+/// a burst of N instances' announces holds N of these at once.
 #[derive(Debug)]
 struct Request {
     body: Body,
     tracker: SocketAddr,
-    options: RequestOptions,
     phase: Phase,
-    /// When its timer fires, if one is set (see `Session::timers`).
-    deadline: Option<Instant>,
-    started: Instant,
-    connect_attempts: u32,
-    request_attempts: u32,
+    /// When it started (or the tick it started in began): see
+    /// `ConnectionIdCache::get`.
+    started: Stamp,
+    /// The request's options follow, field by field (so that they pack
+    /// with the small fields below). The base retransmission timeout in
+    /// nanoseconds, at most `LONGEST_WAIT` (no wait is longer, so none
+    /// changes).
+    timeout_ns: u64,
+    scope: Scope,
+    /// 1..=`MAX_ATTEMPTS`.
+    max_attempts: u8,
+    strict_source: bool,
+    reuse_connection_id: bool,
+    /// The host's address in the other family, boxed: few hosts have one.
+    other_family: Option<Box<OtherFamily>>,
+    /// Which entry of `Session::timers` is this request's timer (0: none).
+    timer: u32,
+    /// Sends of the current phase, at most `MAX_ATTEMPTS`.
+    connect_attempts: u8,
+    request_attempts: u8,
     /// Set once silence or an error on a cached id has made us renew it.
     retried_with_fresh_id: bool,
-    /// The host's address in the other family, tried when `tracker` does not
-    /// answer the first connect or cannot be sent to (happy eyeballs for UDP).
-    fallback: Option<SocketAddr>,
+}
+
+/// A request's address of the host in the other address family.
+#[derive(Clone, Copy, Debug)]
+enum OtherFamily {
+    /// Tried when `tracker` does not answer the first connect or cannot be
+    /// sent to (happy eyeballs for UDP).
+    Fallback(SocketAddr),
     /// The address this request left for its fallback.
-    switched_from: Option<SocketAddr>,
+    SwitchedFrom(SocketAddr),
+}
+
+impl Request {
+    /// The wait after the `attempt`-th send of a phase.
+    fn wait(&self, attempt: u8) -> Duration {
+        retransmit_wait(self.timeout(), attempt.into())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.timeout_ns)
+    }
+
+    fn fallback(&self) -> Option<SocketAddr> {
+        match self.other_family.as_deref() {
+            Some(&OtherFamily::Fallback(address)) => Some(address),
+            _ => None,
+        }
+    }
+
+    fn switched_from(&self) -> Option<SocketAddr> {
+        match self.other_family.as_deref() {
+            Some(&OtherFamily::SwitchedFrom(address)) => Some(address),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -378,9 +474,17 @@ struct ConnectExchange {
     waiters: Vec<RequestId>,
 }
 
+/// The transaction ids of finished exchanges, each for `RETIRED_TID_TTL`.
+/// A burst retires thousands at the same instant (one turn of the driver):
+/// that instant is kept once per run of them, so an id costs its 4 bytes
+/// in line and its place in the set.
 #[derive(Debug, Default)]
 struct RetiredTids {
-    order: VecDeque<(Instant, TransactionId)>,
+    /// Oldest first.
+    order: VecDeque<TransactionId>,
+    /// When the ids of `order` were retired, as runs of ids retired at the
+    /// same instant, oldest first: the instant and how many.
+    runs: VecDeque<(Instant, usize)>,
     set: FastSet<TransactionId>,
 }
 
@@ -390,7 +494,11 @@ impl RetiredTids {
         // answer at once no retransmit timer ever fires.
         self.prune(now);
         if self.set.insert(tid) {
-            self.order.push_back((now, tid));
+            self.order.push_back(tid);
+            match self.runs.back_mut() {
+                Some((at, count)) if *at == now => *count += 1,
+                _ => self.runs.push_back((now, 1)),
+            }
         }
     }
 
@@ -399,29 +507,38 @@ impl RetiredTids {
     }
 
     fn prune(&mut self, now: Instant) {
-        while let Some(&(at, tid)) = self.order.front() {
+        while let Some(&(at, count)) = self.runs.front() {
             if now.saturating_duration_since(at) < RETIRED_TID_TTL {
                 break;
             }
-            self.order.pop_front();
-            self.set.remove(&tid);
+            self.runs.pop_front();
+            for tid in self.order.drain(..count.min(self.order.len())) {
+                self.set.remove(&tid);
+            }
         }
+        spare::give_back!(self.order);
+        spare::give_back!(self.runs);
+        spare::give_back!(self.set);
     }
 }
 
 pub struct Session {
-    requests: FastMap<RequestId, Request>,
+    /// Boxed, so that the map's spare capacity costs a pointer per slot
+    /// rather than a whole request.
+    requests: FastMap<RequestId, Box<Request>>,
     request_tids: FastMap<TransactionId, RequestId>,
     connects: FastMap<TransactionId, ConnectExchange>,
     shared_connects: FastMap<(SocketAddr, bool), TransactionId>,
     retired: RetiredTids,
     cache: ConnectionIdCache,
     trackers: FastMap<SocketAddr, TrackerState>,
-    /// Request timers, earliest first (ties by id). An entry is live while
-    /// its request's `deadline` is still that instant: a request rescheduled
-    /// or gone leaves its old entry behind, skipped when it comes up, which
-    /// costs less than taking it out of the middle (see `schedule`).
-    timers: BinaryHeap<Reverse<(Instant, RequestId)>>,
+    /// Request timers, earliest first (ties by id), each numbered. An entry
+    /// is live while its request's `timer` is still that number: a request
+    /// rescheduled or gone leaves its old entry behind, skipped when it comes
+    /// up, which costs less than taking it out of the middle (see `schedule`).
+    timers: BinaryHeap<Reverse<(Instant, RequestId, u32)>>,
+    /// The number of the last timer set (0 is none).
+    timer_seq: u32,
     transmits: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
     rng: StdRng,
@@ -434,7 +551,11 @@ pub struct Session {
     in_window: FastSet<RequestId>,
     /// Requests waiting for a place, oldest first, by their `Phase::Queued` seq.
     queue: Line,
-    next_seq: u64,
+    next_seq: Seq,
+    /// Where requests are encoded when they start (kept for its allocation).
+    scratch: Vec<u8>,
+    /// What the requests' instants count from.
+    epoch: Epoch,
 }
 
 impl Default for Session {
@@ -460,6 +581,7 @@ impl Session {
             cache: ConnectionIdCache::default(),
             trackers: FastMap::default(),
             timers: BinaryHeap::new(),
+            timer_seq: 0,
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             rng,
@@ -469,6 +591,8 @@ impl Session {
             in_window: FastSet::default(),
             queue: Line::default(),
             next_seq: 0,
+            scratch: Vec::new(),
+            epoch: Epoch::new(),
         }
     }
 
@@ -554,35 +678,39 @@ impl Session {
         mut tracker: SocketAddr,
         mut fallback: Option<SocketAddr>,
         kind: RequestKind,
-        mut options: RequestOptions,
+        options: RequestOptions,
     ) {
         self.cancel(id, now);
-        options.max_attempts = options.max_attempts.clamp(1, MAX_ATTEMPTS);
+        let max_attempts = options.max_attempts.clamp(1, MAX_ATTEMPTS);
         if let (Some(other), Some(&(preferred, since))) = (fallback, self.preferred.get(&tracker)) {
             if preferred == other && now.saturating_duration_since(since) < FAMILY_PREFERENCE_TTL {
                 fallback = Some(tracker);
                 tracker = other;
             }
         }
-        let mut request = Request {
-            body: Body::new(kind),
+        let mut request = Box::new(Request {
+            body: Body::new(kind, &mut self.scratch),
             tracker,
-            options,
             phase: Phase::Queued { seq: 0 },
-            deadline: None,
-            started: since.min(now),
+            timeout_ns: u64::try_from(options.timeout.min(LONGEST_WAIT).as_nanos())
+                .unwrap_or(u64::MAX),
+            scope: options.scope,
+            max_attempts: u8::try_from(max_attempts).unwrap_or(u8::MAX),
+            strict_source: options.strict_source,
+            reuse_connection_id: options.reuse_connection_id,
+            started: self.epoch.stamp(since.min(now)),
+            other_family: fallback.map(|address| Box::new(OtherFamily::Fallback(address))),
+            timer: 0,
             connect_attempts: 0,
             request_attempts: 0,
             retried_with_fresh_id: false,
-            fallback,
-            switched_from: None,
-        };
+        });
         if self.in_window.len() < self.window {
             self.requests.insert(id, request);
             self.admit(now, id);
         } else {
             let seq = self.next_seq;
-            self.next_seq += 1;
+            self.next_seq = self.next_seq.wrapping_add(1);
             request.phase = Phase::Queued { seq };
             self.requests.insert(id, request);
             let requests = &self.requests;
@@ -621,10 +749,17 @@ impl Session {
         };
         self.leave_phase(now, id, request.tracker, request.phase);
         self.leave_window(now, id);
+        spare::give_back!(self.requests);
+        spare::give_back!(self.request_tids);
+        spare::give_back!(self.in_window);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let transmit = self.transmits.pop_front();
+        if self.transmits.is_empty() {
+            spare::give_back!(self.transmits);
+        }
+        transmit
     }
 
     /// Whether `poll_transmit` has something.
@@ -633,29 +768,36 @@ impl Session {
     }
 
     pub fn poll_completion(&mut self) -> Option<Completion> {
-        self.completions.pop_front()
+        let completion = self.completions.pop_front();
+        if self.completions.is_empty() {
+            spare::give_back!(self.completions);
+        }
+        completion
     }
 
     /// When `handle_timeout` next has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if self.timer_is_live(at, id) {
-                return Some(at);
+        let mut next = None;
+        while let Some(&Reverse((at, id, timer))) = self.timers.peek() {
+            if self.timer_is_live(id, timer) {
+                next = Some(at);
+                break;
             }
             self.timers.pop();
         }
-        None
+        spare::give_back!(self.timers);
+        next
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
+        while let Some(&Reverse((at, id, timer))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
             if let Some(request) = self.requests.get_mut(&id) {
-                if request.deadline == Some(at) {
-                    request.deadline = None;
+                if request.timer == timer {
+                    request.timer = 0;
                     self.on_timeout(now, id);
                 }
             }
@@ -703,7 +845,7 @@ impl Session {
             let Some(request) = self.requests.get(&id) else {
                 return;
             };
-            if request.options.strict_source && request.tracker != from {
+            if request.strict_source && request.tracker != from {
                 self.stats.dropped_wrong_source += 1;
                 return;
             }
@@ -746,17 +888,17 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return false;
         };
-        let Some(fallback) = request.fallback.take() else {
+        let Some(fallback) = request.fallback() else {
             return false;
         };
         let (primary, phase) = (request.tracker, request.phase);
-        request.switched_from = Some(primary);
+        request.other_family = Some(Box::new(OtherFamily::SwitchedFrom(primary)));
         request.connect_attempts = 0;
         request.request_attempts = 0;
         self.leave_phase(now, id, primary, phase);
         if let Some(request) = self.requests.get_mut(&id) {
             request.tracker = fallback;
-            request.deadline = None;
+            request.timer = 0;
         }
         self.obtain_connection_id(now, id);
         true
@@ -814,6 +956,7 @@ impl Session {
                 ..
             } = request.phase
             {
+                let issued = self.epoch.instant(issued);
                 if is_fresh(issued, now) {
                     self.send_request(now, id, connection_id, issued, from_cache);
                 } else {
@@ -838,7 +981,7 @@ impl Session {
         };
         request.retried_with_fresh_id = true;
         request.request_attempts = 0;
-        request.deadline = None;
+        request.timer = 0;
         let tracker = request.tracker;
         if self.cache.invalidate(tracker, sent.connection_id) {
             self.stats.renewed_connection_ids += 1;
@@ -851,10 +994,11 @@ impl Session {
         let Some(request) = self.requests.get(&id) else {
             return;
         };
-        if request.options.reuse_connection_id {
-            let (tracker, scope) = (request.tracker, request.options.scope);
+        if request.reuse_connection_id {
+            let (tracker, scope) = (request.tracker, request.scope);
             if let Some((connection_id, issued)) =
-                self.cache.get(tracker, scope, request.started, now)
+                self.cache
+                    .get(tracker, scope, self.epoch.instant(request.started), now)
             {
                 self.cache.add_scope(tracker, connection_id, scope);
                 self.send_request(now, id, connection_id, issued, true);
@@ -869,8 +1013,8 @@ impl Session {
             return;
         };
         let tracker = request.tracker;
-        let strict_source = request.options.strict_source;
-        let shared = request.options.reuse_connection_id;
+        let strict_source = request.strict_source;
+        let shared = request.reuse_connection_id;
         let existing = shared
             .then(|| self.shared_connects.get(&(tracker, strict_source)).copied())
             .flatten();
@@ -879,7 +1023,7 @@ impl Session {
                 if let Some(exchange) = self.connects.get_mut(&tid) {
                     exchange.waiters.push(id);
                 }
-                self.resend_connect_if_due(now, tid, request.options.timeout);
+                self.resend_connect_if_due(now, tid, request.timeout());
                 tid
             }
             None => {
@@ -919,17 +1063,17 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        let wait = request.wait(request.connect_attempts);
         let attempt = request.connect_attempts;
         let check = self
             .trackers
             .get(&request.tracker)
             .filter(|s| s.rtt().is_some())
-            .map(|s| s.check_wait(attempt))
+            .map(|s| s.check_wait(attempt.into()))
             .filter(|&check| check < wait);
         request.phase = Phase::Connecting {
             tid,
-            since: now,
+            since: self.epoch.stamp(now),
             checked: check.is_none(),
         };
         self.schedule(id, now + check.unwrap_or(wait));
@@ -1011,14 +1155,14 @@ impl Session {
         if !state.has_room() {
             // The tracker's window is full: wait in line, in order.
             let seq = self.next_seq;
-            self.next_seq += 1;
+            self.next_seq = self.next_seq.wrapping_add(1);
             request.phase = Phase::Waiting {
                 seq,
                 connection_id,
-                issued,
+                issued: self.epoch.stamp(issued),
                 from_cache,
             };
-            request.deadline = None;
+            request.timer = 0;
             let requests = &self.requests;
             state
                 .waiting
@@ -1034,11 +1178,11 @@ impl Session {
             });
             request.body.next_batch(limit);
         }
-        request.request_attempts += 1;
-        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        request.request_attempts = request.request_attempts.saturating_add(1);
+        let wait = request.wait(request.request_attempts);
         // A few round trips after the send, silence says more than after
         // 2·timeout, once the tracker's round trip is known.
-        let check = state.check_wait(request.request_attempts);
+        let check = state.check_wait(request.request_attempts.into());
         let checked = check >= wait || state.rtt().is_none() && !from_cache;
         self.stats.sent += 1;
         self.transmits.push_back(Transmit {
@@ -1049,9 +1193,9 @@ impl Session {
         request.phase = Phase::Requesting(Sent {
             tid,
             connection_id,
-            issued,
+            issued: self.epoch.stamp(issued),
             from_cache,
-            sent_at: now,
+            sent_at: self.epoch.stamp(now),
             checked,
         });
         self.request_tids.insert(tid, id);
@@ -1074,7 +1218,7 @@ impl Session {
                 tid,
                 since,
                 checked: false,
-            } => self.on_connect_check(now, id, tid, since),
+            } => self.on_connect_check(now, id, tid, self.epoch.instant(since)),
             Phase::Connecting { tid, .. } => {
                 // The first wait is over: whatever happens next, this request
                 // no longer counts as a burst in flight.
@@ -1094,18 +1238,18 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        if request.fallback.is_some() {
+        if request.fallback().is_some() {
             // No answer to the first connect: try the other family.
             self.switch_to_fallback(now, id);
             return;
         }
         let attempts = request.connect_attempts;
-        if attempts >= request.options.max_attempts {
+        if attempts >= request.max_attempts {
             self.give_up(now, id, attempts);
             return;
         }
-        request.connect_attempts += 1;
-        let timeout = request.options.timeout;
+        request.connect_attempts = request.connect_attempts.saturating_add(1);
+        let timeout = request.timeout();
         self.resend_connect_if_due(now, tid, timeout);
         self.wait_for_connect(now, id, tid);
     }
@@ -1132,8 +1276,8 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        if alive && request.connect_attempts < request.options.max_attempts {
-            request.connect_attempts += 1;
+        if alive && request.connect_attempts < request.max_attempts {
+            request.connect_attempts = request.connect_attempts.saturating_add(1);
             if now.saturating_duration_since(last_sent) >= check {
                 // Once per exchange, however many wait on it.
                 self.stats.losses += 1;
@@ -1148,10 +1292,10 @@ impl Session {
         }
         request.phase = Phase::Connecting {
             tid,
-            since,
+            since: self.epoch.stamp(since),
             checked: true,
         };
-        let wait = retransmit_wait(request.options.timeout, request.connect_attempts);
+        let wait = request.wait(request.connect_attempts);
         self.schedule(id, (since + wait).max(now));
     }
 
@@ -1169,6 +1313,7 @@ impl Session {
     ///   tracker's window (once per congestion event);
     /// - nothing: the tracker is slow or silent; keep the BEP 15 schedule.
     fn on_check_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
@@ -1179,7 +1324,7 @@ impl Session {
         // by several round trips: it was lost. None at all: silence.
         let silent = !state
             .as_ref()
-            .is_some_and(|s| s.answered_anything_since(sent.sent_at));
+            .is_some_and(|s| s.answered_anything_since(epoch.instant(sent.sent_at)));
         let lost = !silent;
         if let (true, Some(state)) = (silent, state) {
             // Nothing at all for a few round trips: the tracker stalled or
@@ -1197,38 +1342,40 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        if lost && request.request_attempts < request.options.max_attempts {
+        if lost && request.request_attempts < request.max_attempts {
             self.stats.losses += 1;
-            self.tracker_state(tracker, now).on_loss(sent.sent_at, now);
+            self.tracker_state(tracker, now)
+                .on_loss(epoch.instant(sent.sent_at), now);
             self.send_again(now, id, tracker, sent);
             return;
         }
-        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
-        self.schedule(id, (sent.sent_at + wait).max(now));
+        let wait = request.wait(request.request_attempts);
+        self.schedule(id, (epoch.instant(sent.sent_at) + wait).max(now));
     }
 
     /// Whether request `id`'s first send `sent` on a cached id went
     /// unanswered while the tracker answered nothing else on that id.
     fn id_suspect(&self, id: RequestId, sent: Sent) -> bool {
+        let epoch = self.epoch;
         self.requests.get(&id).is_some_and(|request| {
             sent.from_cache
                 && !request.retried_with_fresh_id
-                && !self
-                    .trackers
-                    .get(&request.tracker)
-                    .is_some_and(|s| s.answered_since(sent.connection_id, sent.sent_at))
+                && !self.trackers.get(&request.tracker).is_some_and(|s| {
+                    s.answered_since(sent.connection_id, epoch.instant(sent.sent_at))
+                })
         })
     }
 
     /// No answer to request `id`'s announce or scrape `sent` within its wait.
     fn on_request_timeout(&mut self, now: Instant, id: RequestId, sent: Sent) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
         let tracker = request.tracker;
-        let (attempts, max_attempts) = (request.request_attempts, request.options.max_attempts);
+        let (attempts, max_attempts) = (request.request_attempts, request.max_attempts);
         if let Some(state) = self.trackers.get_mut(&tracker) {
-            if !state.answered_anything_since(sent.sent_at) {
+            if !state.answered_anything_since(epoch.instant(sent.sent_at)) {
                 state.on_silence();
                 self.send_waiting(now, tracker);
             }
@@ -1244,7 +1391,8 @@ impl Session {
     /// connection id has expired meanwhile (BEP 15: one minute; the process
     /// may also have been asleep), renews the id first.
     fn send_again(&mut self, now: Instant, id: RequestId, tracker: SocketAddr, sent: Sent) {
-        if is_fresh(sent.issued, now) {
+        let epoch = self.epoch;
+        if is_fresh(epoch.instant(sent.issued), now) {
             self.retransmit(now, id, sent);
         } else {
             self.leave_phase(now, id, tracker, Phase::Requesting(sent));
@@ -1257,8 +1405,8 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        request.request_attempts += 1;
-        let wait = retransmit_wait(request.options.timeout, request.request_attempts);
+        request.request_attempts = request.request_attempts.saturating_add(1);
+        let wait = request.wait(request.request_attempts);
         let tracker = request.tracker;
         self.stats.sent += 1;
         self.stats.retransmits += 1;
@@ -1271,11 +1419,11 @@ impl Session {
         state.retransmits += 1;
         let attempts = self.requests.get(&id).map_or(1, |r| r.request_attempts);
         let state = self.tracker_state(tracker, now);
-        let check = state.check_wait(attempts);
+        let check = state.check_wait(attempts.into());
         let checked = check >= wait;
         if let Some(request) = self.requests.get_mut(&id) {
             request.phase = Phase::Requesting(Sent {
-                sent_at: now,
+                sent_at: self.epoch.stamp(now),
                 checked,
                 ..sent
             });
@@ -1285,11 +1433,11 @@ impl Session {
 
     /// Request `id` failed after `attempts` sends of its phase, each
     /// unanswered: the error names the last wait.
-    fn give_up(&mut self, now: Instant, id: RequestId, attempts: u32) {
+    fn give_up(&mut self, now: Instant, id: RequestId, attempts: u8) {
         let Some(request) = self.requests.get(&id) else {
             return;
         };
-        let waited = retransmit_wait(request.options.timeout, attempts);
+        let waited = request.wait(attempts);
         self.fail(now, id, timeout_error(waited));
     }
 
@@ -1338,7 +1486,7 @@ impl Session {
                 .waiters
                 .iter()
                 .filter_map(|id| self.requests.get(id))
-                .map(|r| r.options.scope);
+                .map(|r| r.scope);
             let scopes: Vec<Scope> = scopes.collect();
             self.cache
                 .insert(exchange.tracker, connection_id, issued, now, scopes);
@@ -1355,6 +1503,7 @@ impl Session {
         from: SocketAddr,
         response: Result<Response, ParseError>,
     ) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
@@ -1369,7 +1518,7 @@ impl Session {
             state.answered(sent.connection_id, now);
             state.on_answer(now);
             if single_send {
-                state.rtt_sample(now.saturating_duration_since(sent.sent_at));
+                state.rtt_sample(now.saturating_duration_since(epoch.instant(sent.sent_at)));
             }
         }
         let outcome = match response {
@@ -1400,6 +1549,7 @@ impl Session {
     /// part (the tracker answers fewer hashes per scrape than we sent: ask
     /// again for the rest, and send it no larger batches from now on).
     fn on_scrape_reply(&mut self, now: Instant, id: RequestId, sent: Sent, reply: ScrapeResponse) {
+        let epoch = self.epoch;
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
@@ -1436,8 +1586,14 @@ impl Session {
                 .learn_scrape_limit(answered);
         }
         self.leave_phase(now, id, tracker, Phase::Requesting(sent));
-        if is_fresh(sent.issued, now) {
-            self.send_request(now, id, sent.connection_id, sent.issued, false);
+        if is_fresh(epoch.instant(sent.issued), now) {
+            self.send_request(
+                now,
+                id,
+                sent.connection_id,
+                epoch.instant(sent.issued),
+                false,
+            );
         } else {
             self.obtain_connection_id(now, id);
         }
@@ -1458,9 +1614,10 @@ impl Session {
 
     fn finish(&mut self, now: Instant, id: RequestId, outcome: Outcome) {
         if let Some(request) = self.requests.get(&id) {
-            if let (Some(primary), false) =
-                (request.switched_from, matches!(outcome, Outcome::Failed(_)))
-            {
+            if let (Some(primary), false) = (
+                request.switched_from(),
+                matches!(outcome, Outcome::Failed(_)),
+            ) {
                 self.preferred.insert(primary, (request.tracker, now));
                 // It answered here: no longer an address to try second.
                 self.preferred.remove(&request.tracker);
@@ -1475,21 +1632,20 @@ impl Session {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        request.deadline = Some(at);
-        self.timers.push(Reverse((at, id)));
+        self.timer_seq = self.timer_seq.wrapping_add(1).max(1);
+        request.timer = self.timer_seq;
+        self.timers.push(Reverse((at, id, self.timer_seq)));
         // Dead entries wait for their instant to be skipped; should they
         // ever outnumber the live ones (long waits, quick answers), sweep.
         if self.timers.len() > 2 * self.requests.len() + 1024 {
             let mut timers = std::mem::take(&mut self.timers);
-            timers.retain(|&Reverse((at, id))| self.timer_is_live(at, id));
+            timers.retain(|&Reverse((_, id, timer))| self.timer_is_live(id, timer));
             self.timers = timers;
         }
     }
 
-    fn timer_is_live(&self, at: Instant, id: RequestId) -> bool {
-        self.requests
-            .get(&id)
-            .is_some_and(|r| r.deadline == Some(at))
+    fn timer_is_live(&self, id: RequestId, timer: u32) -> bool {
+        self.requests.get(&id).is_some_and(|r| r.timer == timer)
     }
 
     /// A random id not in use by any exchange in flight nor recently retired.
@@ -1507,14 +1663,14 @@ impl Session {
 }
 
 /// Whether request `id` stands in the window's queue under `seq`.
-fn queued(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+fn queued(requests: &FastMap<RequestId, Box<Request>>, seq: Seq, id: RequestId) -> bool {
     requests
         .get(&id)
         .is_some_and(|r| matches!(r.phase, Phase::Queued { seq: s } if s == seq))
 }
 
 /// Whether request `id` stands in its tracker's line under `seq`.
-fn waiting(requests: &FastMap<RequestId, Request>, seq: u64, id: RequestId) -> bool {
+fn waiting(requests: &FastMap<RequestId, Box<Request>>, seq: Seq, id: RequestId) -> bool {
     requests
         .get(&id)
         .is_some_and(|r| matches!(r.phase, Phase::Waiting { seq: s, .. } if s == seq))

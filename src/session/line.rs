@@ -6,11 +6,18 @@
 
 use std::collections::VecDeque;
 
-use super::RequestId;
+use super::{spare, RequestId};
+
+/// A place in a line (4 bytes: a line entry is 8). Places wrap after 2^32
+/// requests have joined lines; a dead entry would have to sit that long in
+/// a line that neither moves nor grows (growing sweeps the dead ones out)
+/// to be taken for a live one, and then its request would only leave the
+/// line early.
+pub type Seq = u32;
 
 #[derive(Debug, Default)]
 pub struct Line {
-    entries: VecDeque<(u64, RequestId)>,
+    entries: VecDeque<(Seq, RequestId)>,
     /// How many entries still stand in line.
     len: usize,
 }
@@ -19,7 +26,7 @@ impl Line {
     /// `id` joins at the back under `seq`. `stands(seq, id)` tells whether
     /// an entry still stands in line: the dead ones are swept out before
     /// they outnumber the others.
-    pub fn push(&mut self, seq: u64, id: RequestId, stands: impl Fn(u64, RequestId) -> bool) {
+    pub fn push(&mut self, seq: Seq, id: RequestId, stands: impl Fn(Seq, RequestId) -> bool) {
         if self.entries.len() >= 2 * self.len + 64 {
             self.entries.retain(|&(seq, id)| stands(seq, id));
             self.len = self.entries.len();
@@ -34,7 +41,7 @@ impl Line {
     }
 
     /// The first request still standing in line leaves it.
-    pub fn pop(&mut self, stands: impl Fn(u64, RequestId) -> bool) -> Option<RequestId> {
+    pub fn pop(&mut self, stands: impl Fn(Seq, RequestId) -> bool) -> Option<RequestId> {
         while let Some((seq, id)) = self.entries.pop_front() {
             if stands(seq, id) {
                 self.len = self.len.saturating_sub(1);
@@ -42,6 +49,7 @@ impl Line {
             }
         }
         self.len = 0;
+        spare::give_back!(self.entries);
         None
     }
 
@@ -63,7 +71,7 @@ mod tests {
     #[test]
     fn requests_leave_in_order_and_the_cancelled_are_skipped() {
         let mut line = Line::default();
-        let mut standing: HashSet<u64> = HashSet::new();
+        let mut standing: HashSet<Seq> = HashSet::new();
         for seq in 0..10 {
             standing.insert(seq);
             line.push(seq, seq as RequestId + 100, |s, _| standing.contains(&s));
@@ -75,7 +83,7 @@ mod tests {
         assert_eq!(line.len(), 6);
         let mut out = Vec::new();
         while let Some(id) = line.pop(|s, _| standing.contains(&s)) {
-            standing.remove(&u64::from(id - 100));
+            standing.remove(&(id - 100));
             out.push(id);
         }
         assert_eq!(out, vec![101, 102, 105, 106, 107, 108]);
@@ -86,7 +94,7 @@ mod tests {
     fn cancelled_entries_are_swept_before_they_pile_up() {
         // A line that never moves while requests join and are cancelled.
         let mut line = Line::default();
-        let mut standing: HashSet<u64> = HashSet::new();
+        let mut standing: HashSet<Seq> = HashSet::new();
         standing.insert(0);
         line.push(0, 1, |s, _| standing.contains(&s));
         for seq in 1..10_000 {

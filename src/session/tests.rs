@@ -221,6 +221,24 @@ impl Tester {
         sent.remove(0)
     }
 
+    /// The request in flight runs past its connection id's minute: a new
+    /// connect goes out, answered at 60.5 s with `connection_id`; the
+    /// datagram sent with the new id.
+    fn reconnected(&mut self, connection_id: u64) -> Transmit {
+        let later = self.next_timeout().unwrap();
+        self.tick(later.max(60_000));
+        let reconnect = loop {
+            let sent = self.sent_one();
+            if is_connect(&sent) {
+                break sent;
+            }
+            let due = self.next_timeout().unwrap();
+            self.tick(due);
+        };
+        self.answer_connect(60_500, &reconnect, connection_id);
+        self.sent_one()
+    }
+
     fn sent_nothing(&mut self) {
         let sent = self.sent();
         assert!(sent.is_empty(), "expected no datagram, got {sent:?}");
@@ -541,6 +559,77 @@ fn the_announce_datagram_carries_every_request_field() {
             params: p,
         }
     );
+}
+
+/// The datagram of every kind of announce (no options, BEP 41 URL data,
+/// libtorrent's request string) is the codec's encoding of its parameters
+/// with the ids of that send, byte for byte: on the first send, a
+/// retransmission, and after a new connection id.
+#[test]
+fn every_kind_of_announce_is_sent_as_the_codec_writes_it() {
+    let plain = AnnounceParams {
+        url_data: Vec::new(),
+        ..params()
+    };
+    let request_string = AnnounceParams {
+        url_data: Vec::new(),
+        extensions: Some(LibtorrentExtensions {
+            auth: None,
+            request_string: Some(b"/announce?x=1".to_vec()),
+        }),
+        ..params()
+    };
+    for p in [plain, params(), request_string] {
+        let expected = |sent: &Transmit, connection_id: u64| {
+            let mut bytes = Vec::new();
+            AnnounceRequest {
+                connection_id: ConnectionId(connection_id),
+                transaction_id: request_tid(sent),
+                params: p.clone(),
+            }
+            .write(&mut bytes);
+            bytes
+        };
+        let mut t = Tester::new();
+        t.start(0, 1, RequestKind::Announce(p.clone()), options(100));
+        let first = t.connected(0, 0x0102_0304_0506_0708);
+        assert_eq!(first.payload, expected(&first, 0x0102_0304_0506_0708));
+        t.tick(200);
+        let again = t.sent_one();
+        assert_eq!(again.payload, first.payload);
+        let renewed = t.reconnected(0x1112_1314_1516_1718);
+        assert_eq!(renewed.payload, expected(&renewed, 0x1112_1314_1516_1718));
+    }
+}
+
+/// A request's instants are kept as nanoseconds since the session's epoch:
+/// every instant a caller can pass comes back unchanged.
+#[test]
+fn instants_kept_as_stamps_come_back_exactly() {
+    let epoch = Epoch::new();
+    let now = Instant::now();
+    let later = [0, 1, 1_234_567_891, 400 * 24 * 3600 * 1_000_000_000];
+    for at in later.map(|ns| now + Duration::from_nanos(ns)) {
+        assert_eq!(epoch.instant(epoch.stamp(at)), at);
+    }
+}
+
+/// A burst of N announces holds N requests at once: what one costs is
+/// watched here (`cargo run --release --example memory` measures the rest).
+#[test]
+fn a_request_stays_small() {
+    let request = std::mem::size_of::<Request>();
+    assert!(request <= 200, "a request is {request} bytes");
+    // A plain announce's datagram lives in the request, with no allocation.
+    let kind = RequestKind::Announce(AnnounceParams {
+        url_data: Vec::new(),
+        ..params()
+    });
+    assert!(matches!(Body::new(kind, &mut Vec::new()), Body::Plain(_)));
+    assert!(matches!(
+        Body::new(announce_kind(), &mut Vec::new()),
+        Body::Encoded(_)
+    ));
 }
 
 #[test]
@@ -1754,19 +1843,8 @@ fn an_authenticated_announce_is_signed_again_for_every_new_connection_id() {
     t.tick(200);
     let again = t.sent_one();
     assert_eq!(again.payload, first.payload);
-    // The id expires: a new connect, then the announce signed for the new ids.
-    let later = t.next_timeout().unwrap();
-    t.tick(later.max(60_000));
-    let reconnect = loop {
-        let sent = t.sent_one();
-        if is_connect(&sent) {
-            break sent;
-        }
-        let due = t.next_timeout().unwrap();
-        t.tick(due);
-    };
-    t.answer_connect(60_500, &reconnect, 78);
-    let renewed = t.sent_one();
+    // The id expires: the announce is signed again for the new ids.
+    let renewed = t.reconnected(78);
     assert_eq!(announce_of(&renewed).connection_id, ConnectionId(78));
     assert_ne!(renewed.payload, first.payload);
     assert!(hash_is_valid(&renewed.payload));
