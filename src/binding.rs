@@ -115,7 +115,7 @@ pub struct ProxyStatsJs {
 pub struct TrackerTarget {
     target: Arc<Target>,
     url_data: Vec<u8>,
-    extensions: Option<LibtorrentExtensions>,
+    extensions: Option<Box<LibtorrentExtensions>>,
 }
 
 #[napi]
@@ -314,7 +314,8 @@ impl Engine {
             self.tick_started.set(Instant::now());
         }
         let tick_started = self.tick_started.get();
-        let mut starts = Vec::new();
+        // Records are at least a scrape header long: room for them all at once.
+        let mut starts = Vec::with_capacity(records.len() / START_HEADER);
         let mut at = 0;
         while at < records.len() {
             let (start, len) = decode(&records[at..], &targets, tick_started)?;
@@ -622,7 +623,7 @@ fn proxy_stats(s: &ProxyStats) -> ProxyStatsJs {
     }
 }
 
-fn extensions(args: &TargetArgs) -> Result<Option<LibtorrentExtensions>> {
+fn extensions(args: &TargetArgs) -> Result<Option<Box<LibtorrentExtensions>>> {
     let auth = match (&args.auth_user, &args.auth_password) {
         (None, None) => None,
         (Some(user), Some(password)) => Some(Authentication {
@@ -639,10 +640,10 @@ fn extensions(args: &TargetArgs) -> Result<Option<LibtorrentExtensions>> {
     if auth.is_none() && request_string.is_none() {
         return Ok(None);
     }
-    Ok(Some(LibtorrentExtensions {
+    Ok(Some(Box::new(LibtorrentExtensions {
         auth,
         request_string,
-    }))
+    })))
 }
 
 fn short_string(bytes: &[u8], name: &str) -> Result<Vec<u8>> {

@@ -195,12 +195,14 @@ fn kind(kind: &Kind) -> (RequestKind, Option<usize>) {
             url_data,
             extensions,
         } => {
-            let extensions = extensions.as_ref().map(|e| LibtorrentExtensions {
-                auth: e.username.as_ref().map(|u| Authentication {
-                    username: u.clone(),
-                    password_sha1: [7; 20],
-                }),
-                request_string: e.request_string.clone(),
+            let extensions = extensions.as_ref().map(|e| {
+                Box::new(LibtorrentExtensions {
+                    auth: e.username.as_ref().map(|u| Authentication {
+                        username: u.clone(),
+                        password_sha1: [7; 20],
+                    }),
+                    request_string: e.request_string.clone(),
+                })
             });
             let params = AnnounceParams {
                 info_hash: InfoHash([1; 20]),

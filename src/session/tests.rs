@@ -573,10 +573,10 @@ fn every_kind_of_announce_is_sent_as_the_codec_writes_it() {
     };
     let request_string = AnnounceParams {
         url_data: Vec::new(),
-        extensions: Some(LibtorrentExtensions {
+        extensions: Some(Box::new(LibtorrentExtensions {
             auth: None,
             request_string: Some(b"/announce?x=1".to_vec()),
-        }),
+        })),
         ..params()
     };
     for p in [plain, params(), request_string] {
@@ -1819,13 +1819,13 @@ fn an_authenticated_announce_is_signed_again_for_every_new_connection_id() {
     use sha1::{Digest, Sha1};
     let password_sha1: [u8; 20] = Sha1::digest(b"secret").into();
     let mut signed = params();
-    signed.extensions = Some(LibtorrentExtensions {
+    signed.extensions = Some(Box::new(LibtorrentExtensions {
         auth: Some(Authentication {
             username: b"alice".to_vec(),
             password_sha1,
         }),
         request_string: None,
-    });
+    }));
     // The hash covers the whole datagram but its own 8 bytes, ids included.
     let hash_is_valid = |bytes: &[u8]| {
         let at = bytes.len() - 8;
