@@ -93,11 +93,7 @@ class TrackerState {
   }
 
   _done (id, message, code, result) {
-    if (id !== this.id) return
-    this.id = 0
-    if (this._intervalQueue !== null) this.clearFirstWait()
-    if (message === null) this.tier.answered(this, result)
-    else this.tier.refused(this, message, code)
+    if (id === this.id) this.tier.trackerDone(this, message, code, result)
   }
 
   _onIntervalEnd () {
@@ -247,9 +243,21 @@ class Tier {
     this.inFlight = 0
   }
 
-  answered (tracker, result) {
-    if (this.event === null) return
+  /**
+   * `tracker`'s request is over: answered (`message` null, `result` the
+   * engine's) or failed. The whole answer path is this one function: each
+   * function on it is compiled once per process, and again inside every hot
+   * caller it is inlined into.
+   */
+  trackerDone (tracker, message, code, result) {
+    tracker.id = 0
+    if (tracker._intervalQueue !== null) tracker.clearFirstWait()
+    if (message !== null) {
+      this.refused(tracker, message, code)
+      return
+    }
     const event = this.event
+    if (event === null) return
     // The other requests of the job are cancelled (the one answered is done).
     if (this.next > 1) this.abortJob()
     else this.endJob()
@@ -270,8 +278,12 @@ class Tier {
       this.timerEvent = 'none'
       policy.timers.start(this, backoff.reannounceDelay(result.interval, policy.minIntervalMs, policy.random))
     }
-    client._emitAnnounce(tracker.url, result)
-    client._settled()
+    if (!client.destroyed) {
+      client.emit('update', { announce: tracker.url, complete: result.seeds, incomplete: result.leechers })
+      const peers = result.peers
+      for (let i = 0; i < peers.length && !client.destroyed; i++) client.emit('peer', peers[i])
+    }
+    if (client._onSettled !== null) client._onSettled()
   }
 
   refused (tracker, message, code) {
@@ -630,15 +642,6 @@ class Client extends EventEmitter {
       return
     }
     tier.announce(event, params)
-  }
-
-  _emitAnnounce (url, result) {
-    if (this.destroyed) return
-    this.emit('update', { announce: url, complete: result.seeds, incomplete: result.leechers })
-    for (const peer of result.peers) {
-      if (this.destroyed) return
-      this.emit('peer', peer)
-    }
   }
 
   _warnAll (problems) {
