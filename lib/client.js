@@ -169,7 +169,13 @@ class Tier {
     this.order = order
     this.next = 1
     this.inFlight = 1
-    this.send(order[0])
+    // send(order[0]), written out: the engine's startAnnounce is compiled
+    // into every hot function that calls it, and this is the hot one.
+    const tracker = order[0]
+    const client = this.client
+    if (order.length > 1) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
+    tracker.id = transport.startAnnounce(tracker, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[event])
   }
 
   /** Aborts the job in flight for a new one of `event`; returns the event the new one sends. */
@@ -217,7 +223,7 @@ class Tier {
     this.send(this.order[this.next++])
   }
 
-  /** Sends the job's announce to `tracker`, the job's `next - 1`-th. */
+  /** Sends the job's announce to `tracker`, the job's `next - 1`-th (after the first: see `announce`). */
   send (tracker) {
     const client = this.client
     // The next tracker of the tier is asked when this one's first wait passes
@@ -477,6 +483,19 @@ function resolveList (list, setup) {
   return resolved
 }
 
+/**
+ * The tiers of a new Client (`tiersOf` its list); the list's entries that
+ * cannot be used are warnings, after the constructor returns. (Apart from
+ * the constructor: a function run once per Client is compiled by V8 only
+ * when its bytecode is large, and 1,000 Clients would not repay it.)
+ */
+function clientTiers (client, opts, setup) {
+  const list = announceList(opts.announce)
+  const sites = resolveList(list, setup)
+  if (list.problems.length > 0 || sites.refused.length > 0) client._warnAll(list.problems.concat(sites.refused))
+  return tiersOf(client, sites.tiers, opts.announceToAllTrackers === true)
+}
+
 class Client extends EventEmitter {
   constructor (opts) {
     super()
@@ -495,13 +514,9 @@ class Client extends EventEmitter {
     this._policy = policyOf(opts)
     const setup = requestSetup(opts)
     this._fields = announceFields(setup)
-    const list = announceList(opts.announce)
-    const sites = resolveList(list, setup)
-    this._tiers = tiersOf(this, sites.tiers, opts.announceToAllTrackers === true)
+    this._tiers = clientTiers(this, opts, setup)
     this._scrapes = null // a Set of the ScrapeRequests in flight, from the first scrape()
     this._onSettled = null
-    // Entries that cannot be used are warnings, after the constructor returns.
-    if (list.problems.length > 0 || sites.refused.length > 0) this._warnAll(list.problems.concat(sites.refused))
   }
 
   /** The clock given as `opts._clock` (a test hook), or null. */
@@ -628,7 +643,10 @@ class Client extends EventEmitter {
     if (this.destroyed) return
     if (opts !== undefined && opts !== null && typeof opts !== 'object') throw new TypeError('opts must be an object')
     const params = this._announceParams(opts)
-    for (const tier of this._tiers) tier.announce(event, params)
+    // An index, not for-of: this runs once per Client and start(), too few
+    // times for V8 to compile it; an iterator would be its bulk.
+    const tiers = this._tiers
+    for (let i = 0; i < tiers.length; i++) tiers[i].announce(event, params)
   }
 
   _announceFromTimer (tier, event) {
