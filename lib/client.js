@@ -75,10 +75,10 @@ function trackerWarning (message, code, url) {
 
 // One tracker of a tier: its failure count, when it may be tried again,
 // whether it refused this torrent for good, and its request in flight (the
-// engine's id, 0 for none). It is the engine's owner of that request: a
-// tracker is in one tier and has at most one request out. Its timer (the
-// Client's timers, lib/backoff.js) is its first wait: when it passes
-// unanswered, the tier asks its next tracker.
+// engine's id, 0 for none; the tier is the engine's owner of it: a tracker
+// is in one tier and has at most one request out). Its timer (the Client's
+// timers, lib/backoff.js) is its first wait: when it passes unanswered, the
+// tier asks its next tracker.
 class TrackerState {
   constructor (tier, url, target) {
     this.tier = tier
@@ -90,10 +90,6 @@ class TrackerState {
     this.id = 0
     this._intervalQueue = null // not null while the first wait runs
     this._intervalIndex = 0
-  }
-
-  _done (id, message, code, result) {
-    if (id === this.id) this.tier.trackerDone(this, message, code, result)
   }
 
   _onIntervalEnd () {
@@ -114,7 +110,8 @@ class TrackerState {
 // A tier, and its announce in flight (the job: `event` not null): its
 // trackers are tried in order (`order`, a snapshot), the next one started
 // when the current one's first wait passes unanswered (the earlier requests
-// go on); the first answer wins and the others are cancelled. Its timer (the
+// go on); the first answer wins and the others are cancelled. The tier is
+// the engine's owner of the job's requests (`_done`). Its timer (the
 // Client's timers) is its next announce, of `timerEvent`.
 class Tier {
   /** `sites`: the tier's { url, target }, shuffled here once (BEP 12). */
@@ -174,7 +171,7 @@ class Tier {
     const tracker = order[0]
     const client = this.client
     if (order.length > 1) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
-    tracker.id = transport.startAnnounce(tracker, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+    tracker.id = transport.startAnnounce(this, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
       client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[event])
   }
 
@@ -231,7 +228,7 @@ class Tier {
     // request's first resend, so this is a timer, on the Clients' shared wheel.
     if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
     const params = this.params
-    tracker.id = transport.startAnnounce(tracker, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+    tracker.id = transport.startAnnounce(this, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
       client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
   }
 
@@ -250,12 +247,17 @@ class Tier {
   }
 
   /**
-   * `tracker`'s request is over: answered (`message` null, `result` the
-   * engine's) or failed. The whole answer path is this one function: each
-   * function on it is compiled once per process, and again inside every hot
-   * caller it is inlined into.
+   * The engine's owner of the job's requests: request `id` is over, answered
+   * (`message` null, `result` the engine's) or failed. The whole answer path
+   * is this one function: each function on it is compiled once per process,
+   * and again inside every hot caller it is inlined into.
    */
-  trackerDone (tracker, message, code, result) {
+  _done (id, message, code, result) {
+    const order = this.order
+    let i = 0
+    while (i < this.next && order[i].id !== id) i++
+    if (i === this.next) return
+    const tracker = order[i]
     tracker.id = 0
     if (tracker._intervalQueue !== null) tracker.clearFirstWait()
     if (message !== null) {
@@ -287,7 +289,7 @@ class Tier {
     if (!client.destroyed) {
       client.emit('update', { announce: tracker.url, complete: result.seeds, incomplete: result.leechers })
       const peers = result.peers
-      for (let i = 0; i < peers.length && !client.destroyed; i++) client.emit('peer', peers[i])
+      for (let p = 0; p < peers.length && !client.destroyed; p++) client.emit('peer', peers[p])
     }
     if (client._onSettled !== null) client._onSettled()
   }
@@ -483,11 +485,26 @@ function resolveList (list, setup) {
   return resolved
 }
 
+// The constructor's parts. A function run once per Client is compiled by V8
+// only when it runs a lot of bytecode, and a burst of 1,000 Clients would
+// not repay compiling the constructor with all it calls inlined: so it is
+// kept short.
+
+/** bittorrent-tracker's checks, then the Client's ids: `peerId`, `infoHash` (hex) and their bytes. */
+function setIds (client, opts) {
+  checkRequired(opts)
+  const peerId = idBytes(opts.peerId, 'opts.peerId')
+  const infoHash = idBytes(opts.infoHash, 'opts.infoHash')
+  // As bittorrent-tracker: hex strings, the info hash lower-case.
+  client.peerId = peerId.toString('hex')
+  client.infoHash = infoHash.toString('hex')
+  client._peerIdBuffer = peerId
+  client._infoHashBuffer = infoHash
+}
+
 /**
  * The tiers of a new Client (`tiersOf` its list); the list's entries that
- * cannot be used are warnings, after the constructor returns. (Apart from
- * the constructor: a function run once per Client is compiled by V8 only
- * when its bytecode is large, and 1,000 Clients would not repay it.)
+ * cannot be used are warnings, after the constructor returns.
  */
 function clientTiers (client, opts, setup) {
   const list = announceList(opts.announce)
@@ -499,14 +516,7 @@ function clientTiers (client, opts, setup) {
 class Client extends EventEmitter {
   constructor (opts) {
     super()
-    checkRequired(opts)
-    const peerId = idBytes(opts.peerId, 'opts.peerId')
-    const infoHash = idBytes(opts.infoHash, 'opts.infoHash')
-    // As bittorrent-tracker: hex strings, the info hash lower-case.
-    this.peerId = peerId.toString('hex')
-    this.infoHash = infoHash.toString('hex')
-    this._peerIdBuffer = peerId
-    this._infoHashBuffer = infoHash
+    setIds(this, opts)
     this._port = opts.port
     this._getAnnounceOpts = opts.getAnnounceOpts || null
     this.destroyed = false
