@@ -73,12 +73,12 @@ function trackerWarning (message, code, url) {
   return warning
 }
 
-// One tracker of a tier: its failure count, when it may be tried again,
-// whether it refused this torrent for good, and its request in flight (the
-// engine's id, 0 for none; the tier is the engine's owner of it: a tracker
-// is in one tier and has at most one request out). Its timer (the Client's
-// timers, lib/backoff.js) is its first wait: when it passes unanswered, the
-// tier asks its next tracker.
+// One tracker of a tier of several: its failure count, when it may be tried
+// again, whether it refused this torrent for good, and its request in flight
+// (the engine's id, 0 for none; the tier is the engine's owner of it: a
+// tracker is in one tier and has at most one request out). Its timer (the
+// Client's timers, lib/backoff.js) is its first wait: when it passes
+// unanswered, the tier asks its next tracker.
 class TrackerState {
   constructor (tier, url, target) {
     this.tier = tier
@@ -107,32 +107,13 @@ class TrackerState {
   }
 }
 
-// A tier, and its announce in flight (the job: `event` not null): its
-// trackers are tried in order (`order`, a snapshot), the next one started
-// when the current one's first wait passes unanswered (the earlier requests
-// go on); the first answer wins and the others are cancelled. The tier is
-// the engine's owner of the job's requests (`_done`). Its timer (the
-// Client's timers) is its next announce, of `timerEvent`.
-class Tier {
-  /** `sites`: the tier's { url, target }, shuffled here once (BEP 12). */
-  constructor (client, sites) {
-    this.client = client
-    const trackers = new Array(sites.length)
-    for (let i = 0; i < sites.length; i++) trackers[i] = new TrackerState(this, sites[i].url, sites[i].target)
-    if (trackers.length > 1) shuffle(trackers, client._policy.random)
-    this.trackers = trackers
-    this._intervalQueue = null // not null while the timer runs
-    this._intervalIndex = 0
-    this.timerEvent = null // what the timer announces when it fires
-    this.active = false // re-announcing periodically (after a success that was not `stopped`)
-    // The job.
-    this.event = null
-    this.params = null
-    this.order = NONE
-    this.next = 0
-    this.inFlight = 0
-  }
-
+// What every tier does. A tier has a timer (the Client's timers) for its
+// next announce, of `timerEvent`, and at most one announce in flight, its
+// job (`event` not null, with `params`); it is the engine's owner of the
+// job's requests (`_done`). A tier of one tracker (each entry of a flat
+// list) is a SoloTier, which is its tracker too; a tier of several is a Tier
+// of TrackerStates.
+class TierBase {
   _onIntervalEnd () {
     const event = this.timerEvent
     this.timerEvent = null
@@ -150,31 +131,6 @@ class Tier {
     this.client._policy.timers.start(this, Math.max(0, delayMs))
   }
 
-  /** Announces `event` with `params`: a new job replacing the one in flight. */
-  announce (event, params) {
-    if (this.event !== null) event = this.replaceJob(event)
-    if (this._intervalQueue !== null) this.clearTimer()
-    // A tier of one tracker that never failed is ready: its list is its own snapshot.
-    const all = this.trackers
-    const order = all.length === 1 && all[0].retryAt === 0 && !all[0].disabled ? all : this.readyTrackers()
-    if (order.length === 0) {
-      this.waitForRetry(event)
-      return
-    }
-    this.event = event
-    this.params = params
-    this.order = order
-    this.next = 1
-    this.inFlight = 1
-    // send(order[0]), written out: the engine's startAnnounce is compiled
-    // into every hot function that calls it, and this is the hot one.
-    const tracker = order[0]
-    const client = this.client
-    if (order.length > 1) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
-    tracker.id = transport.startAnnounce(this, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
-      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[event])
-  }
-
   /** Aborts the job in flight for a new one of `event`; returns the event the new one sends. */
   replaceJob (event) {
     // A periodic or `update` announce does not replace a `started` or
@@ -184,97 +140,21 @@ class Tier {
     return event === 'none' && (replaced === 'started' || replaced === 'completed') ? replaced : event
   }
 
-  /** The trackers that may be asked now, in tier order (a snapshot). */
-  readyTrackers () {
-    const all = this.trackers
-    // A one-tracker tier is never reordered: its list is its own snapshot.
-    if (all.length === 1) {
-      const t = all[0]
-      return t.disabled || (t.retryAt !== 0 && t.retryAt > this.client._policy.timers.now()) ? NONE : all
-    }
-    const now = this.client._policy.timers.now()
-    return all.filter((t) => !t.disabled && t.retryAt <= now)
-  }
-
   /** Every tracker of the tier is backing off or disabled: announce `event` when the first may. */
   waitForRetry (event) {
     const at = this.nextRetryAt()
     if (at !== Infinity && event !== 'stopped') this.schedule(event, at - this.client._policy.timers.now())
   }
 
-  /** When the first tracker still in use may be asked again (Infinity: none is). */
-  nextRetryAt () {
-    let at = Infinity
-    for (const t of this.trackers) if (!t.disabled && t.retryAt < at) at = t.retryAt
-    return at
-  }
-
-  /** Asks the job's next tracker, if any; when none is left and none is out, the job failed. */
-  tryNext () {
-    if (this.event === null) return
-    if (this.client.destroyed || this.next >= this.order.length) {
-      if (this.inFlight === 0) this.failed()
-      return
-    }
-    this.inFlight++
-    this.send(this.order[this.next++])
-  }
-
-  /** Sends the job's announce to `tracker`, the job's `next - 1`-th (after the first: see `announce`). */
-  send (tracker) {
-    const client = this.client
-    // The next tracker of the tier is asked when this one's first wait passes
-    // unanswered (a tier of one has no next). The engine does not report a
-    // request's first resend, so this is a timer, on the Clients' shared wheel.
-    if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
-    const params = this.params
-    tracker.id = transport.startAnnounce(this, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
-      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
-  }
-
-  abortJob () {
-    if (this.event === null) return
-    for (let i = 0; i < this.next; i++) this.order[i].cancel()
-    this.endJob()
-  }
-
-  endJob () {
-    this.event = null
-    this.params = null
-    this.order = NONE
-    this.next = 0
-    this.inFlight = 0
-  }
-
   /**
-   * The engine's owner of the job's requests: request `id` is over, answered
-   * (`message` null, `result` the engine's) or failed. The whole answer path
-   * is this one function: each function on it is compiled once per process,
-   * and again inside every hot caller it is inlined into.
+   * The job's `event` was answered by `tracker` (the job is over): its
+   * failures are forgotten, the tier re-announces after the tracker's
+   * interval, and `update` and `peer` are emitted.
    */
-  _done (id, message, code, result) {
-    const order = this.order
-    let i = 0
-    while (i < this.next && order[i].id !== id) i++
-    if (i === this.next) return
-    const tracker = order[i]
-    tracker.id = 0
-    if (tracker._intervalQueue !== null) tracker.clearFirstWait()
-    if (message !== null) {
-      this.refused(tracker, message, code)
-      return
-    }
-    const event = this.event
-    if (event === null) return
-    // The other requests of the job are cancelled (the one answered is done).
-    if (this.next > 1) this.abortJob()
-    else this.endJob()
+  answered (tracker, event, result) {
     const client = this.client
     tracker.failures = 0
     tracker.retryAt = 0
-    // BEP 12: a tracker that answered moves to the front of its tier.
-    const trackers = this.trackers
-    if (trackers[0] !== tracker) trackers.unshift(...trackers.splice(trackers.indexOf(tracker), 1))
     if (event === 'stopped') {
       this.active = false
     } else {
@@ -294,9 +174,8 @@ class Tier {
     if (client._onSettled !== null) client._onSettled()
   }
 
-  refused (tracker, message, code) {
-    if (this.event === null) return
-    this.inFlight--
+  /** `tracker`'s request of the job failed: it backs off, or is given up for good; a warning says why. */
+  trackerFailed (tracker, message, code) {
     const client = this.client
     if (code === 'ERR_TRACKER_ERROR' && NOT_REGISTERED.test(message)) {
       // Only the tracker's own error text is read, never the engine's.
@@ -308,7 +187,6 @@ class Tier {
       // As bittorrent-tracker: a `stopped` that times out is not worth a warning.
       if (!(this.event === 'stopped' && code === 'ERR_TRACKER_TIMEOUT')) client._warn(trackerWarning(message, code, tracker.url))
     }
-    this.tryNext()
   }
 
   /** Every tracker tried failed: announce again when the first one may. */
@@ -328,6 +206,220 @@ class Tier {
     if (!this.active || this.event !== null || (this._intervalQueue !== null && this.timerEvent !== 'none')) return
     if (ms > 0) this.schedule('none', ms)
     else this.clearTimer()
+  }
+
+  /**
+   * destroy(): cancels the timer and the job, except a `stopped` with
+   * requests out, which may finish (true; no other tracker is tried).
+   */
+  destroying () {
+    this.clearTimer()
+    if (this.event === 'stopped' && this.stopOut()) return true
+    this.abortJob()
+    return false
+  }
+}
+
+// A tier of one tracker, and that tracker (TrackerState's fields, but for its
+// first wait: a tier of one has no next tracker to ask): one object per
+// entry of a flat list, the common case.
+class SoloTier extends TierBase {
+  /** `site`: the tracker's { url, target }. */
+  constructor (client, site) {
+    super()
+    this.client = client
+    this.url = site.url
+    this.target = site.target
+    this.failures = 0
+    this.retryAt = 0
+    this.disabled = false
+    this.id = 0
+    this._intervalQueue = null // not null while the timer runs
+    this._intervalIndex = 0
+    this.timerEvent = null // what the timer announces when it fires
+    this.active = false // re-announcing periodically (after a success that was not `stopped`)
+    // The job.
+    this.event = null
+    this.params = null
+  }
+
+  /** The tier's trackers: itself (as a Tier's list, for scrape()). */
+  get trackers () {
+    return [this]
+  }
+
+  /** The tracker's tier: itself. */
+  get tier () {
+    return this
+  }
+
+  /** Announces `event` with `params`: a new job replacing the one in flight. */
+  announce (event, params) {
+    if (this.event !== null) event = this.replaceJob(event)
+    if (this._intervalQueue !== null) this.clearTimer()
+    const client = this.client
+    if (this.disabled || (this.retryAt !== 0 && this.retryAt > client._policy.timers.now())) {
+      this.waitForRetry(event)
+      return
+    }
+    this.event = event
+    this.params = params
+    this.id = transport.startAnnounce(this, this.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[event])
+  }
+
+  nextRetryAt () {
+    return this.disabled ? Infinity : this.retryAt
+  }
+
+  /** The engine's owner: request `id` is over, answered (`message` null) or failed. */
+  _done (id, message, code, result) {
+    if (id !== this.id) return
+    this.id = 0
+    const event = this.event
+    if (event === null) return
+    if (message !== null) {
+      this.trackerFailed(this, message, code)
+      this.failed()
+      return
+    }
+    this.endJob()
+    this.answered(this, event, result)
+  }
+
+  stopOut () {
+    return this.id !== 0
+  }
+
+  abortJob () {
+    if (this.event === null) return
+    if (this.id !== 0) transport.cancel(this.id)
+    this.id = 0
+    this.endJob()
+  }
+
+  endJob () {
+    this.event = null
+    this.params = null
+  }
+}
+
+// A tier of several trackers: they are tried in order (the job's `order`, a
+// snapshot), the next one started when the current one's first wait passes
+// unanswered (the earlier requests go on); the first answer wins and the
+// others are cancelled.
+class Tier extends TierBase {
+  /** `sites`: the tier's { url, target }, shuffled here once (BEP 12). */
+  constructor (client, sites) {
+    super()
+    this.client = client
+    const trackers = new Array(sites.length)
+    for (let i = 0; i < sites.length; i++) trackers[i] = new TrackerState(this, sites[i].url, sites[i].target)
+    shuffle(trackers, client._policy.random)
+    this.trackers = trackers
+    this._intervalQueue = null // not null while the timer runs
+    this._intervalIndex = 0
+    this.timerEvent = null // what the timer announces when it fires
+    this.active = false // re-announcing periodically (after a success that was not `stopped`)
+    // The job.
+    this.event = null
+    this.params = null
+    this.order = NONE
+    this.next = 0
+    this.inFlight = 0
+  }
+
+  /** Announces `event` with `params`: a new job replacing the one in flight. */
+  announce (event, params) {
+    if (this.event !== null) event = this.replaceJob(event)
+    if (this._intervalQueue !== null) this.clearTimer()
+    const order = this.readyTrackers()
+    if (order.length === 0) {
+      this.waitForRetry(event)
+      return
+    }
+    this.event = event
+    this.params = params
+    this.order = order
+    this.next = 0
+    this.inFlight = 0
+    this.tryNext()
+  }
+
+  /** The trackers that may be asked now, in tier order (a snapshot). */
+  readyTrackers () {
+    const now = this.client._policy.timers.now()
+    return this.trackers.filter((t) => !t.disabled && t.retryAt <= now)
+  }
+
+  /** When the first tracker still in use may be asked again (Infinity: none is). */
+  nextRetryAt () {
+    let at = Infinity
+    for (const t of this.trackers) if (!t.disabled && t.retryAt < at) at = t.retryAt
+    return at
+  }
+
+  /** Asks the job's next tracker, if any; when none is left and none is out, the job failed. */
+  tryNext () {
+    if (this.event === null) return
+    if (this.client.destroyed || this.next >= this.order.length) {
+      if (this.inFlight === 0) this.failed()
+      return
+    }
+    this.inFlight++
+    const tracker = this.order[this.next++]
+    const client = this.client
+    // The next tracker of the tier is asked when this one's first wait passes
+    // unanswered. The engine does not report a request's first resend, so
+    // this is a timer, on the Clients' shared wheel.
+    if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
+    const params = this.params
+    tracker.id = transport.startAnnounce(this, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
+  }
+
+  /** The engine's owner of the job's requests: request `id` is over, answered (`message` null) or failed. */
+  _done (id, message, code, result) {
+    const order = this.order
+    let i = 0
+    while (i < this.next && order[i].id !== id) i++
+    if (i === this.next) return
+    const tracker = order[i]
+    tracker.id = 0
+    tracker.clearFirstWait()
+    const event = this.event
+    if (message !== null) {
+      this.inFlight--
+      this.trackerFailed(tracker, message, code)
+      this.tryNext()
+      return
+    }
+    // The other requests of the job are cancelled (the one answered is done).
+    this.abortJob()
+    // BEP 12: a tracker that answered moves to the front of its tier.
+    const trackers = this.trackers
+    if (trackers[0] !== tracker) trackers.unshift(...trackers.splice(trackers.indexOf(tracker), 1))
+    this.answered(tracker, event, result)
+  }
+
+  stopOut () {
+    if (this.inFlight === 0) return false
+    for (let i = 0; i < this.next; i++) this.order[i].clearFirstWait()
+    return true
+  }
+
+  abortJob () {
+    if (this.event === null) return
+    for (let i = 0; i < this.next; i++) this.order[i].cancel()
+    this.endJob()
+  }
+
+  endJob () {
+    this.event = null
+    this.params = null
+    this.order = NONE
+    this.next = 0
+    this.inFlight = 0
   }
 }
 
@@ -375,12 +467,12 @@ function tiersOf (client, tiers, allTrackers) {
     const result = []
     for (const sites of tiers) {
       const order = sites.length > 1 ? shuffle(sites.slice(), client._policy.random) : sites
-      for (const site of order) result.push(new Tier(client, [site]))
+      for (const site of order) result.push(new SoloTier(client, site))
     }
     return result
   }
   const result = new Array(tiers.length)
-  for (let i = 0; i < tiers.length; i++) result[i] = new Tier(client, tiers[i])
+  for (let i = 0; i < tiers.length; i++) result[i] = tiers[i].length === 1 ? new SoloTier(client, tiers[i][0]) : new Tier(client, tiers[i])
   return result
 }
 
@@ -602,15 +694,9 @@ class Client extends EventEmitter {
     this._scrapes = null
     let stopping = null
     for (const tier of this._tiers) {
-      tier.clearTimer()
-      if (tier.event === 'stopped' && tier.inFlight > 0) {
-        // No other tracker is tried; the requests out may finish.
-        for (let i = 0; i < tier.next; i++) tier.order[i].clearFirstWait()
-        if (stopping === null) stopping = []
-        stopping.push(tier)
-      } else {
-        tier.abortJob()
-      }
+      if (!tier.destroying()) continue
+      if (stopping === null) stopping = []
+      stopping.push(tier)
     }
     if (stopping !== null) this._finishStopping(stopping, cb)
     else if (cb) process.nextTick(cb, null)
