@@ -114,6 +114,17 @@ class TrackerState {
 // list) is a SoloTier, which is its tracker too; a tier of several is a Tier
 // of TrackerStates.
 class TierBase {
+  constructor (client) {
+    this.client = client
+    this._intervalQueue = null // not null while the timer runs
+    this._intervalIndex = 0
+    this.timerEvent = null // what the timer announces when it fires
+    this.active = false // re-announcing periodically (after a success that was not `stopped`)
+    // The job.
+    this.event = null
+    this.params = null
+  }
+
   _onIntervalEnd () {
     const event = this.timerEvent
     this.timerEvent = null
@@ -226,21 +237,13 @@ class TierBase {
 class SoloTier extends TierBase {
   /** `site`: the tracker's { url, target }. */
   constructor (client, site) {
-    super()
-    this.client = client
+    super(client)
     this.url = site.url
     this.target = site.target
     this.failures = 0
     this.retryAt = 0
     this.disabled = false
-    this.id = 0
-    this._intervalQueue = null // not null while the timer runs
-    this._intervalIndex = 0
-    this.timerEvent = null // what the timer announces when it fires
-    this.active = false // re-announcing periodically (after a success that was not `stopped`)
-    // The job.
-    this.event = null
-    this.params = null
+    this.id = 0 // the job's request (the engine's id), 0 for none
   }
 
   /** The tier's trackers: itself (as a Tier's list, for scrape()). */
@@ -311,19 +314,12 @@ class SoloTier extends TierBase {
 class Tier extends TierBase {
   /** `sites`: the tier's { url, target }, shuffled here once (BEP 12). */
   constructor (client, sites) {
-    super()
-    this.client = client
+    super(client)
     const trackers = new Array(sites.length)
     for (let i = 0; i < sites.length; i++) trackers[i] = new TrackerState(this, sites[i].url, sites[i].target)
     shuffle(trackers, client._policy.random)
     this.trackers = trackers
-    this._intervalQueue = null // not null while the timer runs
-    this._intervalIndex = 0
-    this.timerEvent = null // what the timer announces when it fires
-    this.active = false // re-announcing periodically (after a success that was not `stopped`)
-    // The job.
-    this.event = null
-    this.params = null
+    // The job's trackers and how far it got.
     this.order = NONE
     this.next = 0
     this.inFlight = 0
