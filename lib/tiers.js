@@ -99,9 +99,6 @@ function stringsOnly (announce) {
  * many URLs the tiers hold. Shared by every caller with the same list: read only.
  */
 function announceList (announce) {
-  // Clients made one after another mostly share their list: comparing it
-  // with the last one costs less than its JSON.
-  if (lastContent !== null && sameContent(announce, lastContent)) return lastList
   // JSON tells a URL, a list and a list of tiers apart; only lists of
   // strings are kept, as anything else may be read differently next time.
   let key = stringsOnly(announce) ? JSON.stringify(announce) : null
@@ -114,32 +111,7 @@ function announceList (announce) {
       lists.set(key, list)
     }
   }
-  if (key !== null) {
-    lastContent = typeof announce === 'string' ? announce : announce.map((entry) => typeof entry === 'string' ? entry : entry.slice())
-    lastList = list
-  }
   return list
-}
-
-// The last list kept (a copy of it) and its result.
-let lastContent = null
-let lastList = null
-
-/** Whether `announce` holds the same strings as `copy` (a list of strings only), in the same places. */
-function sameContent (announce, copy) {
-  if (typeof announce === 'string' || typeof copy === 'string') return announce === copy
-  if (!Array.isArray(announce) || announce.length !== copy.length) return false
-  for (let i = 0; i < copy.length; i++) {
-    const entry = announce[i]
-    const kept = copy[i]
-    if (typeof kept === 'string') {
-      if (entry !== kept) return false
-    } else {
-      if (!Array.isArray(entry) || entry.length !== kept.length) return false
-      for (let j = 0; j < kept.length; j++) if (entry[j] !== kept[j]) return false
-    }
-  }
-  return true
 }
 
 function parseList (announce) {
