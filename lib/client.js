@@ -468,7 +468,10 @@ function tiersOf (client, tiers, allTrackers) {
     return result
   }
   const result = new Array(tiers.length)
-  for (let i = 0; i < tiers.length; i++) result[i] = tiers[i].length === 1 ? new SoloTier(client, tiers[i][0]) : new Tier(client, tiers[i])
+  for (let i = 0, n = tiers.length; i < n; i++) {
+    const sites = tiers[i]
+    result[i] = sites.length === 1 ? new SoloTier(client, sites[0]) : new Tier(client, sites)
+  }
   return result
 }
 
@@ -738,7 +741,7 @@ class Client extends EventEmitter {
     // An index, not for-of: this runs once per Client and start(), too few
     // times for V8 to compile it; an iterator would be its bulk.
     const tiers = this._tiers
-    for (let i = 0; i < tiers.length; i++) tiers[i].announce(event, params)
+    for (let i = 0, n = tiers.length; i < n; i++) tiers[i].announce(event, params)
   }
 
   _announceFromTimer (tier, event) {
