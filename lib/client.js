@@ -290,6 +290,7 @@ class SoloTier extends TierBase {
     this.answered(this, event, result)
   }
 
+  /** For destroying(): whether the job's request is out. */
   stopOut () {
     return this.id !== 0
   }
@@ -398,6 +399,7 @@ class Tier extends TierBase {
     this.answered(tracker, event, result)
   }
 
+  /** For destroying(): whether requests of the job are out; their first waits end (no other tracker is asked). */
   stopOut () {
     if (this.inFlight === 0) return false
     for (let i = 0; i < this.next; i++) this.order[i].clearFirstWait()
