@@ -39,6 +39,24 @@ describe('Client: announce lists read once per content', () => {
     assert.deepEqual(announceList([[a], b, [a, b]]).tiers, [[a], [b]], 'duplicates dropped, first place wins')
   })
 
+  it('a list changed in place after a Client took it is read again', () => {
+    const a = 'udp://127.0.0.1:6969'
+    const b = 'udp://127.0.0.1:6970'
+    const list = [a]
+    assert.deepEqual(announceList(list).tiers, [[a]])
+    list.push(b)
+    assert.deepEqual(announceList(list).tiers, [[a], [b]], 'an entry added')
+    list[1] = [b, a]
+    assert.deepEqual(announceList(list).tiers, [[a], [b]], 'a URL became a tier (its duplicate dropped)')
+    list[1].reverse()
+    list[0] = 'udp://127.0.0.1:6971'
+    assert.deepEqual(announceList(list).tiers, [['udp://127.0.0.1:6971'], [a, b]], 'a tier reordered, a URL replaced')
+    list[1][1] = Buffer.from(b)
+    assert.deepEqual(announceList(list).tiers, [['udp://127.0.0.1:6971'], [a, b]], 'bytes in a tier')
+    assert.deepEqual(announceList(a).tiers, [[a]], 'then a URL alone')
+    assert.deepEqual(announceList([a]).tiers, [[a]], 'and a list of it')
+  })
+
   it('equal lists give the same read-only result; entries that are not strings are read every time', () => {
     const urls = ['udp://127.0.0.1:6969/announce', 'http://127.0.0.1:80/announce']
     const first = announceList(urls.slice())

@@ -73,10 +73,10 @@ function trackerWarning (message, code, url) {
   return warning
 }
 
-// One tracker of a tier: its failure count, when it may be tried again,
-// whether it refused this torrent for good, and its request in flight (the
-// engine's id, 0 for none). It is the engine's owner of that request: a
-// tracker is in one tier and has at most one request out. Its timer (the
+// One tracker of a tier of several: its failure count, when it may be tried
+// again, whether it refused this torrent for good, and its request in flight
+// (the engine's id, 0 for none; the tier is the engine's owner of it: a
+// tracker is in one tier and has at most one request out). Its timer (the
 // Client's timers, lib/backoff.js) is its first wait: when it passes
 // unanswered, the tier asks its next tracker.
 class TrackerState {
@@ -90,14 +90,6 @@ class TrackerState {
     this.id = 0
     this._intervalQueue = null // not null while the first wait runs
     this._intervalIndex = 0
-  }
-
-  _done (id, message, code, result) {
-    if (id !== this.id) return
-    this.id = 0
-    if (this._intervalQueue !== null) this.clearFirstWait()
-    if (message === null) this.tier.answered(this, result)
-    else this.tier.refused(this, message, code)
   }
 
   _onIntervalEnd () {
@@ -115,19 +107,15 @@ class TrackerState {
   }
 }
 
-// A tier, and its announce in flight (the job: `event` not null): its
-// trackers are tried in order (`order`, a snapshot), the next one started
-// when the current one's first wait passes unanswered (the earlier requests
-// go on); the first answer wins and the others are cancelled. Its timer (the
-// Client's timers) is its next announce, of `timerEvent`.
-class Tier {
-  /** `sites`: the tier's { url, target }, shuffled here once (BEP 12). */
-  constructor (client, sites) {
+// What every tier does. A tier has a timer (the Client's timers) for its
+// next announce, of `timerEvent`, and at most one announce in flight, its
+// job (`event` not null, with `params`); it is the engine's owner of the
+// job's requests (`_done`). A tier of one tracker (each entry of a flat
+// list) is a SoloTier, which is its tracker too; a tier of several is a Tier
+// of TrackerStates.
+class TierBase {
+  constructor (client) {
     this.client = client
-    const trackers = new Array(sites.length)
-    for (let i = 0; i < sites.length; i++) trackers[i] = new TrackerState(this, sites[i].url, sites[i].target)
-    if (trackers.length > 1) shuffle(trackers, client._policy.random)
-    this.trackers = trackers
     this._intervalQueue = null // not null while the timer runs
     this._intervalIndex = 0
     this.timerEvent = null // what the timer announces when it fires
@@ -135,9 +123,6 @@ class Tier {
     // The job.
     this.event = null
     this.params = null
-    this.order = NONE
-    this.next = 0
-    this.inFlight = 0
   }
 
   _onIntervalEnd () {
@@ -157,25 +142,6 @@ class Tier {
     this.client._policy.timers.start(this, Math.max(0, delayMs))
   }
 
-  /** Announces `event` with `params`: a new job replacing the one in flight. */
-  announce (event, params) {
-    if (this.event !== null) event = this.replaceJob(event)
-    if (this._intervalQueue !== null) this.clearTimer()
-    // A tier of one tracker that never failed is ready: its list is its own snapshot.
-    const all = this.trackers
-    const order = all.length === 1 && all[0].retryAt === 0 && !all[0].disabled ? all : this.readyTrackers()
-    if (order.length === 0) {
-      this.waitForRetry(event)
-      return
-    }
-    this.event = event
-    this.params = params
-    this.order = order
-    this.next = 1
-    this.inFlight = 1
-    this.send(order[0])
-  }
-
   /** Aborts the job in flight for a new one of `event`; returns the event the new one sends. */
   replaceJob (event) {
     // A periodic or `update` announce does not replace a `started` or
@@ -185,80 +151,21 @@ class Tier {
     return event === 'none' && (replaced === 'started' || replaced === 'completed') ? replaced : event
   }
 
-  /** The trackers that may be asked now, in tier order (a snapshot). */
-  readyTrackers () {
-    const all = this.trackers
-    // A one-tracker tier is never reordered: its list is its own snapshot.
-    if (all.length === 1) {
-      const t = all[0]
-      return t.disabled || (t.retryAt !== 0 && t.retryAt > this.client._policy.timers.now()) ? NONE : all
-    }
-    const now = this.client._policy.timers.now()
-    return all.filter((t) => !t.disabled && t.retryAt <= now)
-  }
-
   /** Every tracker of the tier is backing off or disabled: announce `event` when the first may. */
   waitForRetry (event) {
     const at = this.nextRetryAt()
     if (at !== Infinity && event !== 'stopped') this.schedule(event, at - this.client._policy.timers.now())
   }
 
-  /** When the first tracker still in use may be asked again (Infinity: none is). */
-  nextRetryAt () {
-    let at = Infinity
-    for (const t of this.trackers) if (!t.disabled && t.retryAt < at) at = t.retryAt
-    return at
-  }
-
-  /** Asks the job's next tracker, if any; when none is left and none is out, the job failed. */
-  tryNext () {
-    if (this.event === null) return
-    if (this.client.destroyed || this.next >= this.order.length) {
-      if (this.inFlight === 0) this.failed()
-      return
-    }
-    this.inFlight++
-    this.send(this.order[this.next++])
-  }
-
-  /** Sends the job's announce to `tracker`, the job's `next - 1`-th. */
-  send (tracker) {
-    const client = this.client
-    // The next tracker of the tier is asked when this one's first wait passes
-    // unanswered (a tier of one has no next). The engine does not report a
-    // request's first resend, so this is a timer, on the Clients' shared wheel.
-    if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
-    const params = this.params
-    tracker.id = transport.startAnnounce(tracker, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
-      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
-  }
-
-  abortJob () {
-    if (this.event === null) return
-    for (let i = 0; i < this.next; i++) this.order[i].cancel()
-    this.endJob()
-  }
-
-  endJob () {
-    this.event = null
-    this.params = null
-    this.order = NONE
-    this.next = 0
-    this.inFlight = 0
-  }
-
-  answered (tracker, result) {
-    if (this.event === null) return
-    const event = this.event
-    // The other requests of the job are cancelled (the one answered is done).
-    if (this.next > 1) this.abortJob()
-    else this.endJob()
+  /**
+   * The job's `event` was answered by `tracker` (the job is over): its
+   * failures are forgotten, the tier re-announces after the tracker's
+   * interval, and `update` and `peer` are emitted.
+   */
+  answered (tracker, event, result) {
     const client = this.client
     tracker.failures = 0
     tracker.retryAt = 0
-    // BEP 12: a tracker that answered moves to the front of its tier.
-    const trackers = this.trackers
-    if (trackers[0] !== tracker) trackers.unshift(...trackers.splice(trackers.indexOf(tracker), 1))
     if (event === 'stopped') {
       this.active = false
     } else {
@@ -270,13 +177,16 @@ class Tier {
       this.timerEvent = 'none'
       policy.timers.start(this, backoff.reannounceDelay(result.interval, policy.minIntervalMs, policy.random))
     }
-    client._emitAnnounce(tracker.url, result)
-    client._settled()
+    if (!client.destroyed) {
+      client.emit('update', { announce: tracker.url, complete: result.seeds, incomplete: result.leechers })
+      const peers = result.peers
+      for (let p = 0; p < peers.length && !client.destroyed; p++) client.emit('peer', peers[p])
+    }
+    if (client._onSettled !== null) client._onSettled()
   }
 
-  refused (tracker, message, code) {
-    if (this.event === null) return
-    this.inFlight--
+  /** `tracker`'s request of the job failed: it backs off, or is given up for good; a warning says why. */
+  trackerFailed (tracker, message, code) {
     const client = this.client
     if (code === 'ERR_TRACKER_ERROR' && NOT_REGISTERED.test(message)) {
       // Only the tracker's own error text is read, never the engine's.
@@ -288,7 +198,6 @@ class Tier {
       // As bittorrent-tracker: a `stopped` that times out is not worth a warning.
       if (!(this.event === 'stopped' && code === 'ERR_TRACKER_TIMEOUT')) client._warn(trackerWarning(message, code, tracker.url))
     }
-    this.tryNext()
   }
 
   /** Every tracker tried failed: announce again when the first one may. */
@@ -308,6 +217,207 @@ class Tier {
     if (!this.active || this.event !== null || (this._intervalQueue !== null && this.timerEvent !== 'none')) return
     if (ms > 0) this.schedule('none', ms)
     else this.clearTimer()
+  }
+
+  /**
+   * destroy(): cancels the timer and the job, except a `stopped` with
+   * requests out, which may finish (true; no other tracker is tried).
+   */
+  destroying () {
+    this.clearTimer()
+    if (this.event === 'stopped' && this.stopOut()) return true
+    this.abortJob()
+    return false
+  }
+}
+
+// A tier of one tracker, and that tracker (TrackerState's fields, but for its
+// first wait: a tier of one has no next tracker to ask): one object per
+// entry of a flat list, the common case.
+class SoloTier extends TierBase {
+  /** `site`: the tracker's { url, target }. */
+  constructor (client, site) {
+    super(client)
+    this.url = site.url
+    this.target = site.target
+    this.failures = 0
+    this.retryAt = 0
+    this.disabled = false
+    this.id = 0 // the job's request (the engine's id), 0 for none
+  }
+
+  /** The tier's trackers: itself (as a Tier's list, for scrape()). */
+  get trackers () {
+    return [this]
+  }
+
+  /** The tracker's tier: itself. */
+  get tier () {
+    return this
+  }
+
+  /** Announces `event` with `params`: a new job replacing the one in flight. */
+  announce (event, params) {
+    if (this.event !== null) event = this.replaceJob(event)
+    if (this._intervalQueue !== null) this.clearTimer()
+    const client = this.client
+    if (this.disabled || (this.retryAt !== 0 && this.retryAt > client._policy.timers.now())) {
+      this.waitForRetry(event)
+      return
+    }
+    this.event = event
+    this.params = params
+    this.id = transport.startAnnounce(this, this.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[event])
+  }
+
+  nextRetryAt () {
+    return this.disabled ? Infinity : this.retryAt
+  }
+
+  /** The engine's owner: request `id` is over, answered (`message` null) or failed. */
+  _done (id, message, code, result) {
+    if (id !== this.id) return
+    this.id = 0
+    const event = this.event
+    if (event === null) return
+    if (message !== null) {
+      this.trackerFailed(this, message, code)
+      this.failed()
+      return
+    }
+    this.endJob()
+    this.answered(this, event, result)
+  }
+
+  /** For destroying(): whether the job's request is out. */
+  stopOut () {
+    return this.id !== 0
+  }
+
+  abortJob () {
+    if (this.event === null) return
+    if (this.id !== 0) transport.cancel(this.id)
+    this.id = 0
+    this.endJob()
+  }
+
+  endJob () {
+    this.event = null
+    this.params = null
+  }
+}
+
+// A tier of several trackers: they are tried in order (the job's `order`, a
+// snapshot), the next one started when the current one's first wait passes
+// unanswered (the earlier requests go on); the first answer wins and the
+// others are cancelled.
+class Tier extends TierBase {
+  /** `sites`: the tier's { url, target }, shuffled here once (BEP 12). */
+  constructor (client, sites) {
+    super(client)
+    const trackers = new Array(sites.length)
+    for (let i = 0; i < sites.length; i++) trackers[i] = new TrackerState(this, sites[i].url, sites[i].target)
+    shuffle(trackers, client._policy.random)
+    this.trackers = trackers
+    // The job's trackers and how far it got.
+    this.order = NONE
+    this.next = 0
+    this.inFlight = 0
+  }
+
+  /** Announces `event` with `params`: a new job replacing the one in flight. */
+  announce (event, params) {
+    if (this.event !== null) event = this.replaceJob(event)
+    if (this._intervalQueue !== null) this.clearTimer()
+    const order = this.readyTrackers()
+    if (order.length === 0) {
+      this.waitForRetry(event)
+      return
+    }
+    this.event = event
+    this.params = params
+    this.order = order
+    this.next = 0
+    this.inFlight = 0
+    this.tryNext()
+  }
+
+  /** The trackers that may be asked now, in tier order (a snapshot). */
+  readyTrackers () {
+    const now = this.client._policy.timers.now()
+    return this.trackers.filter((t) => !t.disabled && t.retryAt <= now)
+  }
+
+  /** When the first tracker still in use may be asked again (Infinity: none is). */
+  nextRetryAt () {
+    let at = Infinity
+    for (const t of this.trackers) if (!t.disabled && t.retryAt < at) at = t.retryAt
+    return at
+  }
+
+  /** Asks the job's next tracker, if any; when none is left and none is out, the job failed. */
+  tryNext () {
+    if (this.event === null) return
+    if (this.client.destroyed || this.next >= this.order.length) {
+      if (this.inFlight === 0) this.failed()
+      return
+    }
+    this.inFlight++
+    const tracker = this.order[this.next++]
+    const client = this.client
+    // The next tracker of the tier is asked when this one's first wait passes
+    // unanswered. The engine does not report a request's first resend, so
+    // this is a timer, on the Clients' shared wheel.
+    if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
+    const params = this.params
+    tracker.id = transport.startAnnounce(this, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
+      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
+  }
+
+  /** The engine's owner of the job's requests: request `id` is over, answered (`message` null) or failed. */
+  _done (id, message, code, result) {
+    const order = this.order
+    let i = 0
+    while (i < this.next && order[i].id !== id) i++
+    if (i === this.next) return
+    const tracker = order[i]
+    tracker.id = 0
+    tracker.clearFirstWait()
+    const event = this.event
+    if (message !== null) {
+      this.inFlight--
+      this.trackerFailed(tracker, message, code)
+      this.tryNext()
+      return
+    }
+    // The other requests of the job are cancelled (the one answered is done).
+    this.abortJob()
+    // BEP 12: a tracker that answered moves to the front of its tier.
+    const trackers = this.trackers
+    if (trackers[0] !== tracker) trackers.unshift(...trackers.splice(trackers.indexOf(tracker), 1))
+    this.answered(tracker, event, result)
+  }
+
+  /** For destroying(): whether requests of the job are out; their first waits end (no other tracker is asked). */
+  stopOut () {
+    if (this.inFlight === 0) return false
+    for (let i = 0; i < this.next; i++) this.order[i].clearFirstWait()
+    return true
+  }
+
+  abortJob () {
+    if (this.event === null) return
+    for (let i = 0; i < this.next; i++) this.order[i].cancel()
+    this.endJob()
+  }
+
+  endJob () {
+    this.event = null
+    this.params = null
+    this.order = NONE
+    this.next = 0
+    this.inFlight = 0
   }
 }
 
@@ -355,12 +465,15 @@ function tiersOf (client, tiers, allTrackers) {
     const result = []
     for (const sites of tiers) {
       const order = sites.length > 1 ? shuffle(sites.slice(), client._policy.random) : sites
-      for (const site of order) result.push(new Tier(client, [site]))
+      for (const site of order) result.push(new SoloTier(client, site))
     }
     return result
   }
   const result = new Array(tiers.length)
-  for (let i = 0; i < tiers.length; i++) result[i] = new Tier(client, tiers[i])
+  for (let i = 0, n = tiers.length; i < n; i++) {
+    const sites = tiers[i]
+    result[i] = sites.length === 1 ? new SoloTier(client, sites[0]) : new Tier(client, sites)
+  }
   return result
 }
 
@@ -465,17 +578,38 @@ function resolveList (list, setup) {
   return resolved
 }
 
+// The constructor's parts. A function run once per Client is compiled by V8
+// only when it runs a lot of bytecode, and a burst of 1,000 Clients would
+// not repay compiling the constructor with all it calls inlined: so it is
+// kept short.
+
+/** bittorrent-tracker's checks, then the Client's ids: `peerId`, `infoHash` (hex) and their bytes. */
+function setIds (client, opts) {
+  checkRequired(opts)
+  const peerId = idBytes(opts.peerId, 'opts.peerId')
+  const infoHash = idBytes(opts.infoHash, 'opts.infoHash')
+  // As bittorrent-tracker: hex strings, the info hash lower-case.
+  client.peerId = peerId.toString('hex')
+  client.infoHash = infoHash.toString('hex')
+  client._peerIdBuffer = peerId
+  client._infoHashBuffer = infoHash
+}
+
+/**
+ * The tiers of a new Client (`tiersOf` its list); the list's entries that
+ * cannot be used are warnings, after the constructor returns.
+ */
+function clientTiers (client, opts, setup) {
+  const list = announceList(opts.announce)
+  const sites = resolveList(list, setup)
+  if (list.problems.length > 0 || sites.refused.length > 0) client._warnAll(list.problems.concat(sites.refused))
+  return tiersOf(client, sites.tiers, opts.announceToAllTrackers === true)
+}
+
 class Client extends EventEmitter {
   constructor (opts) {
     super()
-    checkRequired(opts)
-    const peerId = idBytes(opts.peerId, 'opts.peerId')
-    const infoHash = idBytes(opts.infoHash, 'opts.infoHash')
-    // As bittorrent-tracker: hex strings, the info hash lower-case.
-    this.peerId = peerId.toString('hex')
-    this.infoHash = infoHash.toString('hex')
-    this._peerIdBuffer = peerId
-    this._infoHashBuffer = infoHash
+    setIds(this, opts)
     this._port = opts.port
     this._getAnnounceOpts = opts.getAnnounceOpts || null
     this.destroyed = false
@@ -483,13 +617,9 @@ class Client extends EventEmitter {
     this._policy = policyOf(opts)
     const setup = requestSetup(opts)
     this._fields = announceFields(setup)
-    const list = announceList(opts.announce)
-    const sites = resolveList(list, setup)
-    this._tiers = tiersOf(this, sites.tiers, opts.announceToAllTrackers === true)
+    this._tiers = clientTiers(this, opts, setup)
     this._scrapes = null // a Set of the ScrapeRequests in flight, from the first scrape()
     this._onSettled = null
-    // Entries that cannot be used are warnings, after the constructor returns.
-    if (list.problems.length > 0 || sites.refused.length > 0) this._warnAll(list.problems.concat(sites.refused))
   }
 
   /** The clock given as `opts._clock` (a test hook), or null. */
@@ -565,15 +695,9 @@ class Client extends EventEmitter {
     this._scrapes = null
     let stopping = null
     for (const tier of this._tiers) {
-      tier.clearTimer()
-      if (tier.event === 'stopped' && tier.inFlight > 0) {
-        // No other tracker is tried; the requests out may finish.
-        for (let i = 0; i < tier.next; i++) tier.order[i].clearFirstWait()
-        if (stopping === null) stopping = []
-        stopping.push(tier)
-      } else {
-        tier.abortJob()
-      }
+      if (!tier.destroying()) continue
+      if (stopping === null) stopping = []
+      stopping.push(tier)
     }
     if (stopping !== null) this._finishStopping(stopping, cb)
     else if (cb) process.nextTick(cb, null)
@@ -616,7 +740,10 @@ class Client extends EventEmitter {
     if (this.destroyed) return
     if (opts !== undefined && opts !== null && typeof opts !== 'object') throw new TypeError('opts must be an object')
     const params = this._announceParams(opts)
-    for (const tier of this._tiers) tier.announce(event, params)
+    // An index, not for-of: this runs once per Client and start(), too few
+    // times for V8 to compile it; an iterator would be its bulk.
+    const tiers = this._tiers
+    for (let i = 0, n = tiers.length; i < n; i++) tiers[i].announce(event, params)
   }
 
   _announceFromTimer (tier, event) {
@@ -630,15 +757,6 @@ class Client extends EventEmitter {
       return
     }
     tier.announce(event, params)
-  }
-
-  _emitAnnounce (url, result) {
-    if (this.destroyed) return
-    this.emit('update', { announce: url, complete: result.seeds, incomplete: result.leechers })
-    for (const peer of result.peers) {
-      if (this.destroyed) return
-      this.emit('peer', peer)
-    }
   }
 
   _warnAll (problems) {
