@@ -102,17 +102,17 @@ function checkCount (value, name) {
 }
 
 /**
- * Sends connect requests to host:port every 50 ms until one is answered, or
- * rejects after `timeoutMs` or when `exited` settles first.
+ * A UDP exchange with a tracker on `host` that repeats until it succeeds:
+ * `step(socket)` runs once the socket is bound and then every
+ * READY_RETRY_MS; `onMessage(msg, socket, done)` calls `done()` once the
+ * reply it waits for has come. Rejects with `timeoutMessage` after
+ * `timeoutMs`, or when `exited` (the tracker process's end) settles first.
  */
-function waitUntilAnswering (host, port, timeoutMs, exited) {
+function probeUntil (host, { timeoutMs, timeoutMessage, exited, step, onMessage }) {
   return new Promise((resolve, reject) => {
     const socket = udpSocket(host)
-    const tid = randomBytes(4).readUInt32BE(0)
-    const request = connectRequest(tid)
     let done = false
     let retry = null
-    let deadline = null
     const finish = (err) => {
       if (done) return
       done = true
@@ -122,18 +122,34 @@ function waitUntilAnswering (host, port, timeoutMs, exited) {
       if (err) reject(err)
       else resolve()
     }
-    const send = () => socket.send(request, port, host, () => {})
-    socket.on('message', (msg) => {
-      if (msg.length === 16 && msg.readUInt32BE(0) === 0 && msg.readUInt32BE(4) === tid) finish(null)
-    })
-    // ECONNREFUSED and the like while aquatic is still binding: keep trying.
+    socket.on('message', (msg) => onMessage(msg, socket, () => finish(null)))
+    // ECONNREFUSED and the like while the tracker is still binding: keep trying.
     socket.on('error', () => {})
+    const deadline = setTimeout(() => finish(new Error(timeoutMessage)), timeoutMs)
+    if (exited) exited.then((how) => finish(new Error(`the tracker exited before answering (${how})`)))
     socket.bind(0, host, () => {
-      send()
-      retry = setInterval(send, READY_RETRY_MS)
+      if (done) return
+      step(socket)
+      retry = setInterval(step, READY_RETRY_MS, socket)
     })
-    deadline = setTimeout(() => finish(new Error(`no reply to a connect request within ${timeoutMs} ms`)), timeoutMs)
-    exited.then((how) => finish(new Error(`the tracker exited before answering (${how})`)))
+  })
+}
+
+/**
+ * Sends connect requests to host:port every 50 ms until one is answered, or
+ * rejects after `timeoutMs` or when `exited` settles first.
+ */
+function waitUntilAnswering (host, port, timeoutMs, exited) {
+  const tid = randomBytes(4).readUInt32BE(0)
+  const request = connectRequest(tid)
+  return probeUntil(host, {
+    timeoutMs,
+    timeoutMessage: `no reply to a connect request within ${timeoutMs} ms`,
+    exited,
+    step: (socket) => socket.send(request, port, host, () => {}),
+    onMessage: (msg, socket, done) => {
+      if (msg.length === 16 && msg.readUInt32BE(0) === 0 && msg.readUInt32BE(4) === tid) done()
+    }
   })
 }
 
@@ -191,4 +207,4 @@ async function startAquatic (options = {}) {
   }
 }
 
-module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering, udpSocket, connectRequest, announceRequest }
+module.exports = { startAquatic, freeUdpPort, hasIpv6Loopback, waitUntilAnswering, probeUntil, udpSocket, connectRequest, announceRequest }

@@ -35,7 +35,7 @@ const { randomBytes } = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { freeUdpPort, waitUntilAnswering, udpSocket, connectRequest, announceRequest } = require('./aquatic.js')
+const { freeUdpPort, waitUntilAnswering, probeUntil, connectRequest, announceRequest } = require('./aquatic.js')
 const { spawnTracker } = require('./tracker-process.js')
 
 const HEX_HASH = /^[0-9a-fA-F]{40}$/
@@ -139,55 +139,39 @@ async function startOpentracker (options = {}) {
  * under test is involved.
  */
 function waitForWhitelist (host, port, hash, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const socket = udpSocket(host)
-    const peerId = randomBytes(20)
-    const tid = randomBytes(4).readUInt32BE(0)
-    let connectionId = null
-    let done = false
-    const finish = (err) => {
-      if (done) return
-      done = true
-      clearInterval(retry)
-      clearTimeout(deadline)
-      socket.close()
-      if (err) reject(err)
-      else resolve()
-    }
-    const announce = (event) => {
-      const request = announceRequest(connectionId, tid, { infoHash: hash, peerId, event, port: 1 })
-      socket.send(request, port, host, () => {})
-    }
-    let stopping = false
-    const step = () => {
+  const peerId = randomBytes(20)
+  const tid = randomBytes(4).readUInt32BE(0)
+  let connectionId = null
+  let stopping = false
+  const announce = (socket, event) => {
+    const request = announceRequest(connectionId, tid, { infoHash: hash, peerId, event, port: 1 })
+    socket.send(request, port, host, () => {})
+  }
+  return probeUntil(host, {
+    timeoutMs,
+    timeoutMessage: `the whitelist was not loaded within ${timeoutMs} ms`,
+    step: (socket) => {
       if (stopping) {
-        announce(3)
+        announce(socket, 3)
       } else if (connectionId === null) {
         socket.send(connectRequest(tid), port, host, () => {})
       } else {
-        announce(2)
+        announce(socket, 2)
       }
-    }
-    socket.on('message', (msg) => {
+    },
+    onMessage: (msg, socket, done) => {
       if (msg.length < 8 || msg.readUInt32BE(4) !== tid) return
       const action = msg.readUInt32BE(0)
       if (action === 0 && msg.length === 16 && connectionId === null) {
         connectionId = msg.subarray(8, 16)
-        announce(2)
+        announce(socket, 2)
       } else if (action === 1 && msg.length >= 20 && !stopping) {
         stopping = true
-        announce(3)
+        announce(socket, 3)
       } else if (action === 1 && msg.length >= 20 && stopping) {
-        finish(null)
+        done()
       }
-    })
-    socket.on('error', () => {})
-    let retry = null
-    const deadline = setTimeout(() => finish(new Error(`the whitelist was not loaded within ${timeoutMs} ms`)), timeoutMs)
-    socket.bind(0, host, () => {
-      step()
-      retry = setInterval(step, 50)
-    })
+    }
   })
 }
 
