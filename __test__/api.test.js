@@ -224,6 +224,19 @@ test('destroy() sets destroyed and destoryed, clears _socket and _udpTimmers, an
   assert.deepEqual(events, [])
 })
 
+test('destroy() during a scrape cancels it: no event, and its id is given up', async (t) => {
+  const server = await trackerServer(t, { loss: 1 }) // keeps the request in flight
+  const tracker = trackerFor(t, server.url, { _timeout: 1000 })
+  const events = recordEvents(tracker)
+  tracker.scrape()
+  await waitUntil(() => received(server) >= 1, 'the connect', 2000)
+  assert.notEqual(tracker._scrapeId, 0)
+  tracker.destroy()
+  assert.equal(tracker._scrapeId, 0)
+  await sleep(100)
+  assert.deepEqual(events, [])
+})
+
 test('destory() (the 1.2.0 spelling) destroys too, and clears the interval timers', async (t) => {
   const server = await trackerServer(t, { interval: 60 })
   const tracker = trackerFor(t, server.url, {})

@@ -217,11 +217,16 @@ UdpTracker.prototype.destroy = function destroy () {
   this.destroyed = true
   this.destoryed = true
   engine.cancel(this._announceId)
-  engine.cancel(this._scrapeId)
   this._announceId = 0
+  if (this._scrapeId !== 0) {
+    engine.cancel(this._scrapeId)
+    this._scrapeId = 0
+  }
   intervals.cancel(this)
-  if (this._intervalTimers !== NO_TIMERS) for (const timer of this._intervalTimers) clearTimeout(timer)
-  this._intervalTimers = NO_TIMERS
+  if (this._intervalTimers !== NO_TIMERS) {
+    for (const timer of this._intervalTimers) clearTimeout(timer)
+    this._intervalTimers = NO_TIMERS
+  }
   this._udpTimmers = NO_TIMERS
   this._socket = null
   this._in_interval = false
