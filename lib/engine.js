@@ -239,22 +239,18 @@ function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters
  * `startAnnounce` for a caller that keeps its ids on `ids` with `storeIds`,
  * its key apart from `fields` ({ port, numWant, ip }: lib/validate.js's
  * `checkSharedFields`) and its counters as arguments: no object and no call
- * into C++ per announce. The one announce path, written out in one function: too large
- * for the JIT to inline, it is compiled once rather than again into each
+ * into C++ per announce. The one announce path, in one function too large
+ * for the JIT to inline: it is compiled once rather than again into each
  * caller.
  */
 function announce (owner, target, scope, ids, fields, key, downloaded, left, uploaded, event) {
   const at = reserve(LAYOUT.announceRecord)
   const id = register(owner, at)
+  writeHeader(at, LAYOUT.announce, fields.port, id, scope, target)
   const w = at >> 2
   // Words take the low 32 bits of a number (ToInt32): the u32 fields, and
   // each counter as two words, the low one first.
-  batch[at] = LAYOUT.announce
   batch[at + LAYOUT.event] = event
-  halves[(at >> 1) + COUNT_HALF] = fields.port
-  words[w + ID_WORD] = id
-  words[w + SCOPE_WORD] = scope
-  words[w + TARGET_WORD] = targetIndex(target.native)
   words[w + KEY_WORD] = key
   words[w + NUM_WANT_WORD] = fields.numWant
   words[w + IP_WORD] = fields.ip
