@@ -43,6 +43,7 @@ const idsScratch = Buffer.alloc(40)
 const idsWords = new Int32Array(idsScratch.buffer, idsScratch.byteOffset, 10)
 if (idsScratch.byteOffset % 4 !== 0 || LAYOUT.infoHash % 4 !== 0) throw new Error('the ids must be 4-byte aligned')
 const MAX_ID = 0xffffffff
+const ANNOUNCE_BYTES = LAYOUT.announceRecord
 
 let engine = null
 let lastId = 0
@@ -152,14 +153,6 @@ function updateKeepAlive () {
   }
 }
 
-/** Room for `bytes` more bytes in the batch; returns the record's offset. */
-function reserve (bytes) {
-  const at = batchLength
-  if (at + bytes > batch.length) grow(at + bytes)
-  batchLength = at + bytes
-  return at
-}
-
 function grow (needed) {
   let size = batch.length * 2
   while (size < needed) size *= 2
@@ -170,9 +163,8 @@ function grow (needed) {
   words = new Int32Array(batch.buffer)
 }
 
-/** The index of `target` in this part's list of targets. */
+/** The index of `target` in this part's list of targets (the record's last one's is `lastTargetIndex`). */
 function targetIndex (target) {
-  if (target === lastTarget) return lastTargetIndex
   let index = batchTargetIndex.get(target)
   if (index === undefined) {
     index = batchTargets.length
@@ -184,37 +176,13 @@ function targetIndex (target) {
   return index
 }
 
-/**
- * A new request of `owner`'s, its record at `at` in this tick's batch;
- * returns its id. (The keep-alive handle follows `pending` when the part is
- * handed over.)
- */
-function register (owner, at) {
-  const id = nextFreeId(lastId, pending)
-  lastId = id
-  pending.set(id, owner)
-  if (batchIds.length > 0 && id < batchIds[batchIds.length - 1]) batchSorted = false
-  batchIds.push(id)
-  batchOffsets.push(at)
-  batchLive++
-  if (!flushScheduled) {
-    flushScheduled = true
-    setImmediate(flush)
-  }
-  return id
+/** The tick's first request: its requests go to the engine when it is over. */
+function scheduleFlush () {
+  flushScheduled = true
+  setImmediate(flush)
 }
 
-/** Writes the common header of a record at `at`. */
-function writeHeader (at, kind, count, id, scope, target) {
-  const w = at >> 2
-  batch[at] = kind
-  halves[(at >> 1) + COUNT_HALF] = count
-  words[w + ID_WORD] = id
-  words[w + SCOPE_WORD] = scope
-  words[w + TARGET_WORD] = targetIndex(target.native)
-}
-
-/** A BigInt counter as its two words, the low one first (numbers are written in `announce`). */
+/** A BigInt counter as its two words, the low one first (numbers are written in `start`). */
 function writeBigCounter (w, value) {
   words[w] = Number(value & 0xffffffffn)
   words[w + 1] = Number(value >> 32n)
@@ -239,52 +207,95 @@ function startAnnounce (owner, target, scope, infoHash, peerId, fields, counters
  * `startAnnounce` for a caller that keeps its ids on `ids` with `storeIds`,
  * its key apart from `fields` ({ port, numWant, ip }: lib/validate.js's
  * `checkSharedFields`) and its counters as arguments: no object and no call
- * into C++ per announce. The one announce path, in one function too large
- * for the JIT to inline: it is compiled once rather than again into each
- * caller.
+ * into C++ per announce (see `start`).
  */
 function announce (owner, target, scope, ids, fields, key, downloaded, left, uploaded, event) {
-  const at = reserve(LAYOUT.announceRecord)
-  const id = register(owner, at)
-  writeHeader(at, LAYOUT.announce, fields.port, id, scope, target)
+  return start(owner, target, scope, LAYOUT.announce, ids, fields, key, downloaded, left, uploaded, event, null)
+}
+
+/** Starts a scrape of `hashes` (20-byte Buffers, at most one packet's worth) for `owner`; returns its id. */
+function startScrape (owner, target, scope, hashes) {
+  return start(owner, target, scope, LAYOUT.scrape, null, null, 0, 0, 0, 0, 0, hashes)
+}
+
+/**
+ * The one start path: the record of a new request of `owner`'s in this
+ * tick's batch, of `kind` LAYOUT.announce (with the announce arguments) or
+ * LAYOUT.scrape (with `hashes`); returns the request's id. The common case is
+ * written out here and the rare ones (ids wrapped onto a live request, the
+ * tick's first request, another target than the last, a full part) are
+ * functions of their own: too large to inline, this is compiled once, rather
+ * than again into each caller and each of its parts apart (README, "Compiled
+ * once").
+ */
+function start (owner, target, scope, kind, ids, fields, key, downloaded, left, uploaded, event, hashes) {
+  const announcing = kind === LAYOUT.announce
+  const bytes = announcing ? ANNOUNCE_BYTES : LAYOUT.scrapeHeader + 20 * hashes.length
+  const at = batchLength
+  if (at + bytes > batch.length) grow(at + bytes)
+  batchLength = at + bytes
+  // The id after the last one, unless a live request holds it (see nextFreeId).
+  let id = lastId >= MAX_ID ? 1 : lastId + 1
+  if (pending.has(id)) id = nextFreeId(id, pending)
+  lastId = id
+  pending.set(id, owner)
+  if (batchIds.length > 0 && id < batchIds[batchIds.length - 1]) batchSorted = false
+  batchIds.push(id)
+  batchOffsets.push(at)
+  batchLive++
+  if (!flushScheduled) scheduleFlush()
+  // The header.
   const w = at >> 2
-  // Words take the low 32 bits of a number (ToInt32): the u32 fields, and
-  // each counter as two words, the low one first.
-  batch[at + LAYOUT.event] = event
-  words[w + KEY_WORD] = key
-  words[w + NUM_WANT_WORD] = fields.numWant
-  words[w + IP_WORD] = fields.ip
-  const c = w + COUNTERS_WORD
-  if (typeof downloaded === 'number') {
-    words[c] = downloaded
-    words[c + 1] = downloaded / TWO_32
+  batch[at] = kind
+  halves[(at >> 1) + COUNT_HALF] = announcing ? fields.port : hashes.length
+  words[w + ID_WORD] = id
+  words[w + SCOPE_WORD] = scope
+  words[w + TARGET_WORD] = target.native === lastTarget ? lastTargetIndex : targetIndex(target.native)
+  if (announcing) {
+    // Words take the low 32 bits of a number (ToInt32): the u32 fields, and
+    // each counter as two words, the low one first.
+    batch[at + LAYOUT.event] = event
+    words[w + KEY_WORD] = key
+    words[w + NUM_WANT_WORD] = fields.numWant
+    words[w + IP_WORD] = fields.ip
+    const c = w + COUNTERS_WORD
+    if (typeof downloaded === 'number') {
+      words[c] = downloaded
+      words[c + 1] = downloaded / TWO_32
+    } else {
+      writeBigCounter(c, downloaded)
+    }
+    if (typeof left === 'number') {
+      words[c + 2] = left
+      words[c + 3] = left / TWO_32
+    } else {
+      writeBigCounter(c + 2, left)
+    }
+    if (typeof uploaded === 'number') {
+      words[c + 4] = uploaded
+      words[c + 5] = uploaded / TWO_32
+    } else {
+      writeBigCounter(c + 4, uploaded)
+    }
+    const i = w + IDS_WORD
+    words[i] = ids._id0
+    words[i + 1] = ids._id1
+    words[i + 2] = ids._id2
+    words[i + 3] = ids._id3
+    words[i + 4] = ids._id4
+    words[i + 5] = ids._id5
+    words[i + 6] = ids._id6
+    words[i + 7] = ids._id7
+    words[i + 8] = ids._id8
+    words[i + 9] = ids._id9
   } else {
-    writeBigCounter(c, downloaded)
+    let h = at + LAYOUT.scrapeHeader
+    for (let k = 0; k < hashes.length; k++) {
+      batch.set(hashes[k], h)
+      h += 20
+    }
   }
-  if (typeof left === 'number') {
-    words[c + 2] = left
-    words[c + 3] = left / TWO_32
-  } else {
-    writeBigCounter(c + 2, left)
-  }
-  if (typeof uploaded === 'number') {
-    words[c + 4] = uploaded
-    words[c + 5] = uploaded / TWO_32
-  } else {
-    writeBigCounter(c + 4, uploaded)
-  }
-  const i = w + IDS_WORD
-  words[i] = ids._id0
-  words[i + 1] = ids._id1
-  words[i + 2] = ids._id2
-  words[i + 3] = ids._id3
-  words[i + 4] = ids._id4
-  words[i + 5] = ids._id5
-  words[i + 6] = ids._id6
-  words[i + 7] = ids._id7
-  words[i + 8] = ids._id8
-  words[i + 9] = ids._id9
-  handOverPart()
+  if (batchLength >= PART_BYTES) handOverPart()
   return id
 }
 
@@ -323,21 +334,6 @@ function storedId (holder, which) {
   return which === 'infoHash' ? Buffer.from(idsScratch.subarray(0, 20)) : Buffer.from(idsScratch.subarray(20, 40))
 }
 
-/** Starts a scrape of `hashes` (20-byte Buffers, at most one packet's worth) for `owner`; returns its id. */
-function startScrape (owner, target, scope, hashes) {
-  const bytes = LAYOUT.scrapeHeader + 20 * hashes.length
-  let at = reserve(bytes)
-  const id = register(owner, at)
-  writeHeader(at, LAYOUT.scrape, hashes.length, id, scope, target)
-  at += LAYOUT.scrapeHeader
-  for (const hash of hashes) {
-    batch.set(hash, at)
-    at += 20
-  }
-  handOverPart()
-  return id
-}
-
 /** Where request `id` is in this tick's batch; -1 when it is not in it. */
 function batchIndex (id) {
   if (!batchSorted) return batchIds.indexOf(id)
@@ -373,9 +369,8 @@ function cancel (id) {
 const PART_BYTES = BATCH_BYTES - 1024
 let tickContinues = false // a part of this tick went to the engine already
 
-/** Hands the tick's requests so far to the engine when they fill a part. */
+/** The tick's requests so far fill a part: hands them to the engine. */
 function handOverPart () {
-  if (batchLength < PART_BYTES) return
   const continues = tickContinues
   tickContinues = true
   handOver(continues)
