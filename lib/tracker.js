@@ -179,11 +179,17 @@ function onTimerEnd (tracker) {
  */
 UdpTracker.prototype.announce = function announce (event, opts) {
   if (this.destroyed) return
-  const options = checkOptions(opts)
-  const downloaded = checkCounter(options.downloaded, 'opts', 'downloaded')
-  const left = checkCounter(options.left, 'opts', 'left')
-  const uploaded = checkCounter(options.uploaded, 'opts', 'uploaded')
-  const code = checkEvent(event)
+  // The common arguments (an object of safe-integer counters, an event 0-3)
+  // are taken here; lib/validate.js checks anything else. One function for
+  // the JIT to compile rather than one per check (README, "Compiled once").
+  const options = typeof opts === 'object' && opts !== null ? opts : checkOptions(opts)
+  let downloaded = options.downloaded
+  if (!Number.isSafeInteger(downloaded) || downloaded < 0) downloaded = checkCounter(downloaded, 'opts', 'downloaded')
+  let left = options.left
+  if (!Number.isSafeInteger(left) || left < 0) left = checkCounter(left, 'opts', 'left')
+  let uploaded = options.uploaded
+  if (!Number.isSafeInteger(uploaded) || uploaded < 0) uploaded = checkCounter(uploaded, 'opts', 'uploaded')
+  const code = event === 0 || event === 1 || event === 2 || event === 3 ? event : checkEvent(event)
   if (code === null) {
     this._emitLater('error', 'unknown event')
     return
@@ -200,8 +206,11 @@ UdpTracker.prototype.announce = function announce (event, opts) {
     return
   }
   this._queuedEvent = null
-  this._checkIds()
-  this._send(code)
+  if (this._idsAssigned) this._checkIds()
+  if (this._announceId !== 0) engine.cancel(this._announceId)
+  this._sentEvent = code
+  this._announceId = engine.announce(this, this._target, this._scope, this, this._fields, this._key, downloaded, left, uploaded, code)
+  this._socket = SHARED_SOCKET
 }
 
 /** Asks the tracker for this torrent's swarm counts: a `scrape` event. */
@@ -216,13 +225,15 @@ UdpTracker.prototype.scrape = function scrape () {
 UdpTracker.prototype.destroy = function destroy () {
   this.destroyed = true
   this.destoryed = true
-  engine.cancel(this._announceId)
-  this._announceId = 0
+  if (this._announceId !== 0) {
+    engine.cancel(this._announceId)
+    this._announceId = 0
+  }
   if (this._scrapeId !== 0) {
     engine.cancel(this._scrapeId)
     this._scrapeId = 0
   }
-  intervals.cancel(this)
+  if (this._intervalQueue !== null) intervals.cancel(this)
   if (this._intervalTimers !== NO_TIMERS) {
     for (const timer of this._intervalTimers) clearTimeout(timer)
     this._intervalTimers = NO_TIMERS
@@ -241,6 +252,7 @@ UdpTracker.prototype.destory = function destory () {
 // a TypeError naming the field when they are not 20 bytes.
 UdpTracker.prototype._checkIds = function _checkIds () {
   if (!this._idsAssigned) return
+  // (Callers on a hot path check `_idsAssigned` themselves.)
   const peerId = twentyByteBuffer(this.peerId, 'peerId', false)
   const infoHash = twentyByteBuffer(this.infoHash, 'infoHash', true)
   engine.storeIds(this, infoHash, peerId)
