@@ -259,8 +259,11 @@ function checkSignal (signal, name) {
 
 // Announce keys come from one pool of random numbers rather than a
 // randomBytes() call per instance. As int32 (the same 32 bits): always a
-// small integer for V8, never a heap number.
-const keyPool = new Int32Array(4096)
+// small integer for V8, never a heap number. A small pool, refilled often
+// enough that the refill has run (and V8 has seen the call) before the JIT
+// compiles randomKey: a large one made its first refill after that throw the
+// compiled code away.
+const keyPool = new Int32Array(256)
 let keyPoolAt = keyPool.length
 
 /** A random announce key (BEP 15's `key`): its 32 bits as an int32. */
