@@ -122,6 +122,24 @@ describe('Client: bittorrent-tracker API', () => {
     assert.equal(await swarmSize(aquatic[0], client._infoHashBuffer), 0)
   })
 
+  it('the ids are read when the Client is made: the caller changing its Buffers later changes nothing', async () => {
+    const infoHash = randomBytes(20)
+    const peerId = randomBytes(20)
+    const originalHash = Buffer.from(infoHash)
+    const originalPeerId = peerId.toString('hex')
+    const client = makeClient({ announce: aquatic[0].url, infoHash, peerId })
+    failOnWarning(client)
+    infoHash.fill(0)
+    peerId.fill(0)
+    assert.equal(client.infoHash, originalHash.toString('hex'))
+    assert.equal(client.peerId, originalPeerId)
+    assert.deepEqual(client._infoHashBuffer, originalHash)
+    client.start()
+    await nextEvent(client, ['update'])
+    assert.equal(await swarmSize(aquatic[0], originalHash), 1)
+    assert.equal(await swarmSize(aquatic[0], infoHash), 0)
+  })
+
   it('one peer event per peer, as "ip:port"; infoHash and peerId as hex strings', async () => {
     const infoHash = randomBytes(20).toString('hex').toUpperCase()
     const first = makeClient({ announce: aquatic[0].url, infoHash })

@@ -39,6 +39,12 @@ function idBytes (value, name) {
   throw new TypeError(`${name} must be 20 bytes: a 40-character hex string, a 20-byte string or a Buffer`)
 }
 
+/** `idBytes` for ids read right away (hex, storeIds): a Buffer of 20 bytes itself, not a copy. */
+function idView (value, name) {
+  if (Buffer.isBuffer(value) && value.length === 20) return value
+  return idBytes(value, name)
+}
+
 /** An announce counter: a safe integer, a BigInt or a decimal string (as bittorrent-tracker takes). */
 function counter (value, name, fallback) {
   if (value === undefined || value === null) return fallback
@@ -267,8 +273,9 @@ class SoloTier extends TierBase {
     }
     this.event = event
     this.params = params
-    this.id = transport.startAnnounce(this, this.target, transport.SHARED_SCOPE, client._infoHashBuffer,
-      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[event])
+    const { fields, counters } = params
+    this.id = transport.announce(this, this.target, transport.SHARED_SCOPE, client, fields, fields.key,
+      counters.downloaded, counters.left, counters.uploaded, transport.EVENTS[event])
   }
 
   nextRetryAt () {
@@ -370,9 +377,9 @@ class Tier extends TierBase {
     // unanswered. The engine does not report a request's first resend, so
     // this is a timer, on the Clients' shared wheel.
     if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
-    const params = this.params
-    tracker.id = transport.startAnnounce(this, tracker.target, transport.SHARED_SCOPE, client._infoHashBuffer,
-      client._peerIdBuffer, params.fields, params.counters, transport.EVENTS[this.event])
+    const { fields, counters } = this.params
+    tracker.id = transport.announce(this, tracker.target, transport.SHARED_SCOPE, client, fields, fields.key,
+      counters.downloaded, counters.left, counters.uploaded, transport.EVENTS[this.event])
   }
 
   /** The engine's owner of the job's requests: request `id` is over, answered (`message` null) or failed. */
@@ -583,16 +590,19 @@ function resolveList (list, setup) {
 // not repay compiling the constructor with all it calls inlined: so it is
 // kept short.
 
-/** bittorrent-tracker's checks, then the Client's ids: `peerId`, `infoHash` (hex) and their bytes. */
+/**
+ * bittorrent-tracker's checks, then the Client's ids: `peerId` and `infoHash`
+ * (hex), and both as the engine's announces write them
+ * (lib/engine.js's storeIds: the Client is the `ids` of its announces).
+ */
 function setIds (client, opts) {
   checkRequired(opts)
-  const peerId = idBytes(opts.peerId, 'opts.peerId')
-  const infoHash = idBytes(opts.infoHash, 'opts.infoHash')
+  const peerId = idView(opts.peerId, 'opts.peerId')
+  const infoHash = idView(opts.infoHash, 'opts.infoHash')
   // As bittorrent-tracker: hex strings, the info hash lower-case.
   client.peerId = peerId.toString('hex')
   client.infoHash = infoHash.toString('hex')
-  client._peerIdBuffer = peerId
-  client._infoHashBuffer = infoHash
+  transport.storeIds(client, infoHash, peerId)
 }
 
 /**
@@ -609,6 +619,9 @@ function clientTiers (client, opts, setup) {
 class Client extends EventEmitter {
   constructor (opts) {
     super()
+    // (Named here, so that V8 makes room for them in the instance itself.)
+    this._id0 = this._id1 = this._id2 = this._id3 = this._id4 = 0
+    this._id5 = this._id6 = this._id7 = this._id8 = this._id9 = 0
     setIds(this, opts)
     this._port = opts.port
     this._getAnnounceOpts = opts.getAnnounceOpts || null
@@ -620,6 +633,11 @@ class Client extends EventEmitter {
     this._tiers = clientTiers(this, opts, setup)
     this._scrapes = null // a Set of the ScrapeRequests in flight, from the first scrape()
     this._onSettled = null
+  }
+
+  /** The info hash's bytes: a new Buffer, made from the ids the announces send. */
+  get _infoHashBuffer () {
+    return transport.storedId(this, 'infoHash')
   }
 
   /** The clock given as `opts._clock` (a test hook), or null. */

@@ -99,6 +99,9 @@ function stringsOnly (announce) {
  * many URLs the tiers hold. Shared by every caller with the same list: read only.
  */
 function announceList (announce) {
+  // Clients are mostly created in runs with the same list: that list again,
+  // its entries unchanged, is the list made last time.
+  if (last !== null && announce === last.announce && sameEntries(announce, last.entries)) return last.list
   // JSON tells a URL, a list and a list of tiers apart; only lists of
   // strings are kept, as anything else may be read differently next time.
   let key = stringsOnly(announce) ? JSON.stringify(announce) : null
@@ -111,7 +114,36 @@ function announceList (announce) {
       lists.set(key, list)
     }
   }
+  if (key !== null) last = { announce, entries: copyEntries(announce), list }
   return list
+}
+
+// The list `announceList` last took (a string or a list of strings and lists of
+// strings), a copy of its entries, and the list made of it.
+let last = null
+
+function copyEntries (announce) {
+  if (typeof announce === 'string') return announce
+  const copy = new Array(announce.length)
+  for (let i = 0; i < announce.length; i++) {
+    const entry = announce[i]
+    copy[i] = typeof entry === 'string' ? entry : entry.slice()
+  }
+  return copy
+}
+
+/** Whether `announce` still holds `entries` (a `copyEntries` of it). */
+function sameEntries (announce, entries) {
+  if (typeof announce === 'string') return true // the same string
+  if (announce.length !== entries.length) return false
+  for (let i = 0; i < entries.length; i++) {
+    const entry = announce[i]
+    const copy = entries[i]
+    if (entry === copy) continue
+    if (typeof copy === 'string' || !Array.isArray(entry) || entry.length !== copy.length) return false
+    for (let j = 0; j < copy.length; j++) if (entry[j] !== copy[j]) return false
+  }
+  return true
 }
 
 function parseList (announce) {

@@ -57,14 +57,17 @@ function trackerTarget (url, opts, targets) {
 }
 
 /**
- * Announces for `owner`: `startAnnounce(owner, target, SHARED_SCOPE,
- * infoHash, peerId, fields, counters, EVENTS[event])`, with `counters` ({
- * downloaded, left, uploaded }, numbers or BigInts) and `fields` ({ port,
- * numWant, key, ip }); returns the request's id. `owner._done` hears of it,
- * never inside this call. The engine's own function: a wrapper here would be
- * one more function for V8 to compile in every process.
+ * Announces for `owner`: `announce(owner, target, SHARED_SCOPE, ids, fields,
+ * key, downloaded, left, uploaded, EVENTS[event])`, with `ids` an object
+ * `storeIds(ids, infoHash, peerId)` gave its ids (the Client), `fields` ({
+ * port, numWant, ip }), `key` and the counters (numbers or BigInts), all
+ * checked; returns the request's id. `owner._done` hears of it, never inside
+ * this call. The engine's own functions: a wrapper here would be one more
+ * function for V8 to compile in every process.
  */
-const startAnnounce = engine.startAnnounce
+const announce = engine.announce
+const storeIds = engine.storeIds
+const storedId = engine.storedId
 
 /**
  * Scrapes `hashes` (Buffers, at most SCRAPE_HASHES_PER_REQUEST; the engine
@@ -86,7 +89,9 @@ module.exports = {
   randomKey, // one per torrent (BEP 15's `key`), from lib/validate.js's pool
   SHARED_SCOPE,
   EVENTS,
-  startAnnounce,
+  announce,
+  storeIds,
+  storedId,
   scrape,
   cancel
 }
