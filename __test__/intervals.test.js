@@ -10,7 +10,7 @@ function owner (log, name) {
   return { name, _intervalQueue: null, _intervalIndex: 0, _onIntervalEnd () { log.push([name, performance.now()]) } }
 }
 
-test('owners fire once each, in order, not before their time; cancelled ones never (also after compaction)', async () => {
+test('owners fire once each, in order, not before their time; cancelled ones never (also after the holes are dropped)', async () => {
   const log = []
   const started = performance.now()
   const owners = []
@@ -18,15 +18,20 @@ test('owners fire once each, in order, not before their time; cancelled ones nev
     owners.push(owner(log, i))
     intervals.schedule(owners[i], 60)
   }
-  // Cancel two in three: the queue compacts itself on the way.
+  // Cancel two in three: holes, until the next owner of that length comes.
   for (let i = 0; i < 3000; i++) if (i % 3 !== 0) assert.equal(typeof intervals.cancel(owners[i]), 'number')
   assert.equal(intervals.cancel(owners[1]), null, 'a second cancel finds nothing')
+  const queue = owners[0]._intervalQueue
+  assert.equal(queue.items.length, 2 * 3000, 'cancel only leaves holes')
+  const late = owner(log, 'late')
+  intervals.schedule(late, 60)
+  assert.equal(queue.items.length, 2 * 1001, 'scheduling one more dropped the holes')
   const other = owner(log, 'other length')
   intervals.schedule(other, 20)
   await new Promise((resolve) => setTimeout(resolve, 250))
   assert.equal(log[0][0], 'other length')
   const fired = log.slice(1).map(([name]) => name)
-  assert.deepEqual(fired, owners.filter((_, i) => i % 3 === 0).map((o) => o.name))
+  assert.deepEqual(fired, [...owners.filter((_, i) => i % 3 === 0).map((o) => o.name), 'late'])
   for (const [, at] of log.slice(1)) assert.ok(at - started >= 59, `fired after ${at - started} ms`)
   for (const o of owners) assert.equal(o._intervalQueue, null)
 })

@@ -34,7 +34,15 @@ function schedule (owner, ms) {
   owner._intervalIndex = queue.base + queue.items.length
   queue.items.push(owner, due)
   queue.live++
-  if (queue.timer === null) arm(queue, due)
+  if (queue.timer === null) {
+    arm(queue, due)
+  } else {
+    // Instances created and destroyed within one interval leave holes: drop
+    // them once they are most of the queue. (Here rather than in `cancel`,
+    // which runs for every instance destroyed and so stays this small.)
+    const pending = (queue.items.length - (queue.head - queue.base)) / 2
+    if (pending >= COMPACT_AFTER && queue.live * 2 <= pending) compact(queue)
+  }
 }
 
 /** Forgets the owner's scheduled interval end, if any; returns its due time. */
@@ -45,16 +53,15 @@ function cancel (owner) {
   const due = queue.items[at + 1]
   queue.items[at] = null
   owner._intervalQueue = null
-  // Instances created and destroyed within one interval leave holes: drop
-  // them once they are most of the queue, and the queue when it is empty.
-  if (--queue.live === 0) {
-    clearTimeout(queue.timer)
-    queues.delete(queue.ms)
-  } else {
-    const pending = (queue.items.length - (queue.head - queue.base)) / 2
-    if (pending >= COMPACT_AFTER && queue.live * 2 <= pending) compact(queue)
-  }
+  // An empty queue goes; holes in one that is not are dropped by `schedule`
+  // and `fire`.
+  if (--queue.live === 0) drop(queue)
   return due
+}
+
+function drop (queue) {
+  clearTimeout(queue.timer)
+  queues.delete(queue.ms)
 }
 
 /** Drops the done and cancelled entries of a queue. */
