@@ -47,8 +47,20 @@ const ANNOUNCE_BYTES = LAYOUT.announceRecord
 
 let engine = null
 let lastId = 0
-const pending = new Map() // request id -> its owner
 let keepAlive = null
+
+// The owners of the requests in flight, by id: a table indexed by the id's
+// low bits. Ids are handed out in sequence, skipping any whose place is
+// taken (see `start`), so no two live ids share a place: no hashing, and no
+// garbage per request (a Map allocated about 110 B per entry as it grew).
+// It doubles when half full, and is made small again when empty.
+const FIRST_SLOTS = 1024
+let slotMask = FIRST_SLOTS - 1
+let slotOwners = new Array(FIRST_SLOTS).fill(null)
+let slotIds = new Uint32Array(FIRST_SLOTS)
+let inFlight = 0
+// For nextFreeId: an id whose place is taken cannot be handed out.
+const slotTaken = Object.freeze({ has: (id) => slotOwners[id & slotMask] !== null })
 
 // The tick's requests, not yet handed to the engine.
 const BATCH_BYTES = 1 << 16
@@ -63,9 +75,12 @@ const batchTargetIndex = new Map() // native target -> its index in batchTargets
 let lastTarget = null // the last record's native target and its index
 let lastTargetIndex = 0
 // The tick's request ids in the order started (increasing, unless the ids
-// wrapped during the tick) and their records' offsets in `batch`.
+// wrapped during the tick) and their records' offsets in `batch`: the first
+// `batchCount` entries. (The arrays keep their room from part to part: no
+// new backing store per part for the scavenger to copy.)
 const batchIds = []
 const batchOffsets = []
+let batchCount = 0
 let batchSorted = true
 let batchLive = 0 // records not cancelled
 let flushScheduled = false
@@ -76,15 +91,45 @@ function getEngine () {
 }
 
 /**
- * The id after `last` that no request in `inUse` holds: ids wrap from
+ * The id after `last` that `taken.has` does not refuse (the engine's: an id
+ * whose place in the table of requests in flight is taken): ids wrap from
  * 2^32 - 1 to 1 and never replace a live request.
  */
-function nextFreeId (last, inUse) {
+function nextFreeId (last, taken) {
   let id = last
   do {
     id = id >= MAX_ID ? 1 : id + 1
-  } while (inUse.has(id))
+  } while (taken.has(id))
   return id
+}
+
+/** Removes request `id` from the table; returns its owner, or null when it is not in flight. */
+function takeOwner (id) {
+  const at = id & slotMask
+  const owner = slotOwners[at]
+  if (owner === null || slotIds[at] !== id) return null
+  slotOwners[at] = null
+  inFlight--
+  return owner
+}
+
+/** Doubles the table (the live ids keep distinct places: the mask only gains a bit). */
+function growSlots () {
+  resizeSlots(slotOwners.length * 2)
+}
+
+function resizeSlots (size) {
+  const owners = new Array(size).fill(null)
+  const ids = new Uint32Array(size)
+  for (let at = 0; at < slotOwners.length; at++) {
+    if (slotOwners[at] === null) continue
+    const to = slotIds[at] & (size - 1)
+    owners[to] = slotOwners[at]
+    ids[to] = slotIds[at]
+  }
+  slotOwners = owners
+  slotIds = ids
+  slotMask = size - 1
 }
 
 /** The result of an announce, as the `update` event and the promise API give it. */
@@ -110,17 +155,16 @@ function onCompletions (records, peerList, messages) {
     const status = records[r + 1]
     const n = records[r + 2]
     r += 3
-    const owner = pending.get(id)
-    if (owner !== undefined) pending.delete(id)
+    const owner = takeOwner(id)
     let result = null
     let message = null
     let code = null
     if (status === DONE_ANNOUNCED) {
-      if (owner !== undefined) result = announceResult(records[r], records[r + 1], records[r + 2], n === 0 ? [] : peers.slice(p, p + n))
+      if (owner !== null) result = announceResult(records[r], records[r + 1], records[r + 2], n === 0 ? [] : peers.slice(p, p + n))
       r += 3
       p += n
     } else if (status === DONE_SCRAPED) {
-      if (owner !== undefined) {
+      if (owner !== null) {
         result = new Array(n)
         for (let i = 0; i < n; i++) result[i] = scrapeResult(records[r + 3 * i], records[r + 3 * i + 1], records[r + 3 * i + 2])
       }
@@ -129,7 +173,7 @@ function onCompletions (records, peerList, messages) {
       message = messages[m++]
       code = ERROR_CODES[status - DONE_FAILED]
     }
-    if (owner === undefined) continue // cancelled after it finished
+    if (owner === null) continue // cancelled after it finished
     try {
       owner._done(id, message, code, result)
     } catch (err) {
@@ -145,11 +189,14 @@ function onCompletions (records, peerList, messages) {
 // A request in flight keeps Node alive (the engine's callback does not);
 // nothing else does, so a script whose requests are done exits on its own.
 function updateKeepAlive () {
-  if (pending.size > 0) {
+  if (inFlight > 0) {
     if (keepAlive === null) keepAlive = setInterval(() => {}, LIMITS.longestTimerMs)
-  } else if (keepAlive !== null) {
-    clearInterval(keepAlive)
-    keepAlive = null
+  } else {
+    if (keepAlive !== null) {
+      clearInterval(keepAlive)
+      keepAlive = null
+    }
+    if (slotOwners.length > FIRST_SLOTS) resizeSlots(FIRST_SLOTS)
   }
 }
 
@@ -234,14 +281,18 @@ function start (owner, target, scope, kind, ids, fields, key, downloaded, left, 
   const at = batchLength
   if (at + bytes > batch.length) grow(at + bytes)
   batchLength = at + bytes
-  // The id after the last one, unless a live request holds it (see nextFreeId).
+  // The id after the last one whose place in the table is free.
+  if (inFlight * 2 >= slotOwners.length) growSlots()
   let id = lastId >= MAX_ID ? 1 : lastId + 1
-  if (pending.has(id)) id = nextFreeId(id, pending)
+  if (slotOwners[id & slotMask] !== null) id = nextFreeId(id, slotTaken)
   lastId = id
-  pending.set(id, owner)
-  if (batchIds.length > 0 && id < batchIds[batchIds.length - 1]) batchSorted = false
-  batchIds.push(id)
-  batchOffsets.push(at)
+  slotOwners[id & slotMask] = owner
+  slotIds[id & slotMask] = id
+  inFlight++
+  if (batchCount > 0 && id < batchIds[batchCount - 1]) batchSorted = false
+  batchIds[batchCount] = id
+  batchOffsets[batchCount] = at
+  batchCount++
   batchLive++
   if (!flushScheduled) scheduleFlush()
   // The header.
@@ -336,9 +387,12 @@ function storedId (holder, which) {
 
 /** Where request `id` is in this tick's batch; -1 when it is not in it. */
 function batchIndex (id) {
-  if (!batchSorted) return batchIds.indexOf(id)
+  if (!batchSorted) {
+    for (let i = 0; i < batchCount; i++) if (batchIds[i] === id) return i
+    return -1
+  }
   let lo = 0
-  let hi = batchIds.length - 1
+  let hi = batchCount - 1
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1
     const at = batchIds[mid]
@@ -351,7 +405,7 @@ function batchIndex (id) {
 
 /** Stops request `id` (0 for none); its owner hears nothing more. */
 function cancel (id) {
-  if (id === 0 || !pending.delete(id)) return
+  if (id === 0 || takeOwner(id) === null) return
   const index = batchIndex(id)
   if (index >= 0) {
     batch[batchOffsets[index]] = LAYOUT.skipped // never started
@@ -392,7 +446,8 @@ function handOver (continues) {
     } catch (err) {
       // Only when the engine cannot take requests at all (its thread is
       // gone): every request handed over fails with the reason.
-      const ids = batchIds.filter((id, i) => batch[batchOffsets[i]] !== LAYOUT.skipped)
+      const ids = []
+      for (let i = 0; i < batchCount; i++) if (batch[batchOffsets[i]] !== LAYOUT.skipped) ids.push(batchIds[i])
       failed = { ids, message: err.message }
     }
   }
@@ -400,8 +455,7 @@ function handOver (continues) {
   batchTargets.length = 0
   batchTargetIndex.clear()
   lastTarget = null
-  batchIds.length = 0
-  batchOffsets.length = 0
+  batchCount = 0
   batchSorted = true
   batchLive = 0
   // A large scrape grew the buffer: give the memory back rather than keep it.
@@ -417,10 +471,8 @@ function handOver (continues) {
 
 function onFailure (ids, message) {
   for (const id of ids) {
-    const owner = pending.get(id)
-    if (owner === undefined) continue
-    pending.delete(id)
-    owner._done(id, message, 'ERR_SEND', null)
+    const owner = takeOwner(id)
+    if (owner !== null) owner._done(id, message, 'ERR_SEND', null)
   }
   updateKeepAlive()
 }
@@ -444,5 +496,7 @@ module.exports = {
   cancel,
   forgetConnectionIds,
   stats,
-  nextFreeId
+  nextFreeId,
+  // For the tests of the id table: the next id handed out is the one after `id`.
+  _setLastId (id) { lastId = id }
 }
