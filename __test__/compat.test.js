@@ -236,7 +236,7 @@ test('request ids wrap from 2^32 - 1 to 1 and skip every id still in use', () =>
   assert.equal(nextFreeId(0xffffffff, new Map([[1, {}], [2, {}]])), 3)
 })
 
-test('the table of requests in flight: ids in sequence, wrapping, skipping a place still taken, growing past 1,024', () => {
+test('the table of requests in flight: ids in sequence, wrapping, skipping a place still taken, growing', () => {
   // Every request here is cancelled within the tick that started it: never
   // handed to the engine, nothing is sent.
   const target = targetFor('udp://127.0.0.1:9', {}, 'opts')
@@ -245,24 +245,32 @@ test('the table of requests in flight: ids in sequence, wrapping, skipping a pla
   const fields = Object.freeze({ port: 6881, numWant: 50, ip: 0 })
   const owner = { _done () { throw new Error('a cancelled request was answered') } }
   const start = () => engine.announce(owner, target, 1, ids, fields, 7, 0, 0, 0, 2)
+  const size = engine._firstSlots
 
   engine._setLastId(0xfffffffe)
   const wrapped = [start(), start(), start()]
   assert.deepEqual(wrapped, [0xffffffff, 1, 2], 'wraps from 2^32 - 1 to 1')
 
-  // In a table of 1,024, 1,025 and 1,026 have the places of 1 and 2, still in flight: skipped.
-  engine._setLastId(1024)
-  assert.equal(start(), 1027)
-  for (const id of [...wrapped, 1027]) engine.cancel(id)
-  engine._setLastId(1024)
-  assert.equal(start(), 1025, 'the place is free again once 1 is cancelled')
-  engine.cancel(1025)
+  // size + 1 and size + 2 have the places of 1 and 2, still in flight: skipped.
+  engine._setLastId(size)
+  assert.equal(start(), size + 3)
+  for (const id of [...wrapped, size + 3]) engine.cancel(id)
+  engine._setLastId(size)
+  assert.equal(start(), size + 1, 'the place is free again once 1 is cancelled')
+  engine.cancel(size + 1)
 
-  // More than half of 1,024 in flight: the table grows, the ids stay in sequence.
+  // More than half of the table in flight: it grows, the ids stay in sequence.
   engine._setLastId(5000)
-  const many = Array.from({ length: 1500 }, start)
-  assert.deepEqual(many, Array.from({ length: 1500 }, (_, i) => 5001 + i))
-  // After growing, 5001 + 1,024 has a place of its own.
+  const count = size / 2 + 500
+  const many = Array.from({ length: count }, start)
+  assert.deepEqual(many, Array.from({ length: count }, (_, i) => 5001 + i))
   for (const id of many) engine.cancel(id)
   engine.cancel(many[0]) // a second cancel finds nothing
+  // Grown, then made small again (nothing in flight): 1 + size has the place of 1 again.
+  engine._setLastId(0)
+  assert.equal(start(), 1)
+  engine._setLastId(size)
+  assert.equal(start(), size + 2)
+  engine.cancel(1)
+  engine.cancel(size + 2)
 })

@@ -54,7 +54,7 @@ let keepAlive = null
 // taken (see `start`), so no two live ids share a place: no hashing, and no
 // garbage per request (a Map allocated about 110 B per entry as it grew).
 // It doubles when half full, and is made small again when empty.
-const FIRST_SLOTS = 1024
+const FIRST_SLOTS = 4096
 let slotMask = FIRST_SLOTS - 1
 let slotOwners = new Array(FIRST_SLOTS).fill(null)
 let slotIds = new Uint32Array(FIRST_SLOTS)
@@ -497,6 +497,7 @@ module.exports = {
   forgetConnectionIds,
   stats,
   nextFreeId,
-  // For the tests of the id table: the next id handed out is the one after `id`.
+  // For the tests of the id table: its first size, and the next id handed out is the one after `id`.
+  _firstSlots: FIRST_SLOTS,
   _setLastId (id) { lastId = id }
 }
