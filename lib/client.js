@@ -148,6 +148,13 @@ class TierBase {
     this.client._policy.timers.start(this, Math.max(0, delayMs))
   }
 
+  /** Sends the job (its `event` and `params`) to `target`; returns the engine's request id. */
+  send (target) {
+    const { fields, counters } = this.params
+    return transport.announce(this, target, transport.SHARED_SCOPE, this.client, fields, fields.key,
+      counters.downloaded, counters.left, counters.uploaded, transport.EVENTS[this.event])
+  }
+
   /** Aborts the job in flight for a new one of `event`; returns the event the new one sends. */
   replaceJob (event) {
     // A periodic or `update` announce does not replace a `started` or
@@ -188,7 +195,7 @@ class TierBase {
       const peers = result.peers
       for (let p = 0; p < peers.length && !client.destroyed; p++) client.emit('peer', peers[p])
     }
-    if (client._onSettled !== null) client._onSettled()
+    client._settled()
   }
 
   /** `tracker`'s request of the job failed: it backs off, or is given up for good; a warning says why. */
@@ -273,9 +280,7 @@ class SoloTier extends TierBase {
     }
     this.event = event
     this.params = params
-    const { fields, counters } = params
-    this.id = transport.announce(this, this.target, transport.SHARED_SCOPE, client, fields, fields.key,
-      counters.downloaded, counters.left, counters.uploaded, transport.EVENTS[event])
+    this.id = this.send(this.target)
   }
 
   nextRetryAt () {
@@ -377,9 +382,7 @@ class Tier extends TierBase {
     // unanswered. The engine does not report a request's first resend, so
     // this is a timer, on the Clients' shared wheel.
     if (this.next < this.order.length) client._policy.timers.start(tracker, 2 * tracker.target.timeoutMs)
-    const { fields, counters } = this.params
-    tracker.id = transport.announce(this, tracker.target, transport.SHARED_SCOPE, client, fields, fields.key,
-      counters.downloaded, counters.left, counters.uploaded, transport.EVENTS[this.event])
+    tracker.id = this.send(tracker.target)
   }
 
   /** The engine's owner of the job's requests: request `id` is over, answered (`message` null) or failed. */

@@ -113,11 +113,11 @@ function takeOwner (id) {
   return owner
 }
 
-/** Doubles the table (the live ids keep distinct places: the mask only gains a bit). */
-function growSlots () {
-  resizeSlots(slotOwners.length * 2)
-}
-
+/**
+ * The table at `size` places (a power of two), with the requests in flight.
+ * Doubling keeps their places distinct (the mask only gains a bit); it is
+ * made small again only when nothing is in flight.
+ */
 function resizeSlots (size) {
   const owners = new Array(size).fill(null)
   const ids = new Uint32Array(size)
@@ -282,12 +282,13 @@ function start (owner, target, scope, kind, ids, fields, key, downloaded, left, 
   if (at + bytes > batch.length) grow(at + bytes)
   batchLength = at + bytes
   // The id after the last one whose place in the table is free.
-  if (inFlight * 2 >= slotOwners.length) growSlots()
+  if (inFlight * 2 >= slotOwners.length) resizeSlots(slotOwners.length * 2)
   let id = lastId >= MAX_ID ? 1 : lastId + 1
   if (slotOwners[id & slotMask] !== null) id = nextFreeId(id, slotTaken)
   lastId = id
-  slotOwners[id & slotMask] = owner
-  slotIds[id & slotMask] = id
+  const place = id & slotMask
+  slotOwners[place] = owner
+  slotIds[place] = id
   inFlight++
   if (batchCount > 0 && id < batchIds[batchCount - 1]) batchSorted = false
   batchIds[batchCount] = id

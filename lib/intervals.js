@@ -77,8 +77,10 @@ function cancel (owner) {
   return due
 }
 
+/** An empty queue goes, with its timer. */
 function drop (queue) {
   clearTimeout(queue.timer)
+  queue.timer = null
   queues.delete(queue.ms)
 }
 
@@ -139,9 +141,7 @@ function fire (queue) {
     }
   }
   if (queue.live === 0) {
-    if (queue.timer !== null) clearTimeout(queue.timer)
-    queue.timer = null
-    queues.delete(queue.ms)
+    drop(queue)
   } else {
     const done = queue.head - queue.base
     if (done >= COMPACT_AFTER && done * 2 >= queue.items.length) compact(queue)

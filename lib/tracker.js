@@ -206,11 +206,8 @@ UdpTracker.prototype.announce = function announce (event, opts) {
     return
   }
   this._queuedEvent = null
-  if (this._idsAssigned) this._checkIds()
-  if (this._announceId !== 0) engine.cancel(this._announceId)
-  this._sentEvent = code
-  this._announceId = engine.announce(this, this._target, this._scope, this, this._fields, this._key, downloaded, left, uploaded, code)
-  this._socket = SHARED_SOCKET
+  this._checkIds()
+  this._send(code)
 }
 
 /** Asks the tracker for this torrent's swarm counts: a `scrape` event. */
@@ -225,15 +222,14 @@ UdpTracker.prototype.scrape = function scrape () {
 UdpTracker.prototype.destroy = function destroy () {
   this.destroyed = true
   this.destoryed = true
-  if (this._announceId !== 0) {
-    engine.cancel(this._announceId)
-    this._announceId = 0
-  }
+  engine.cancel(this._announceId)
+  this._announceId = 0
+  // (`_scrapeId` and `_intervalTimers` start on the prototype: written only when set.)
   if (this._scrapeId !== 0) {
     engine.cancel(this._scrapeId)
     this._scrapeId = 0
   }
-  if (this._intervalQueue !== null) intervals.cancel(this)
+  intervals.cancel(this)
   if (this._intervalTimers !== NO_TIMERS) {
     for (const timer of this._intervalTimers) clearTimeout(timer)
     this._intervalTimers = NO_TIMERS
@@ -252,7 +248,6 @@ UdpTracker.prototype.destory = function destory () {
 // a TypeError naming the field when they are not 20 bytes.
 UdpTracker.prototype._checkIds = function _checkIds () {
   if (!this._idsAssigned) return
-  // (Callers on a hot path check `_idsAssigned` themselves.)
   const peerId = twentyByteBuffer(this.peerId, 'peerId', false)
   const infoHash = twentyByteBuffer(this.infoHash, 'infoHash', true)
   engine.storeIds(this, infoHash, peerId)
