@@ -65,6 +65,21 @@ test('an instance is an EventEmitter with the 1.2.0 fields', (t) => {
   assert.deepEqual(tracker._announce_intervals_timeout, [])
   assert.deepEqual(tracker._udpTimmers, [])
   assert.equal(tracker._socket, null)
+  assert.equal(tracker._timeout, 15000)
+})
+
+test("1.2.0's fields made from others can be assigned, and read back as assigned", (t) => {
+  const tracker = trackerFor(t, NOWHERE, { port: 1234, _timeout: 2000 })
+  const other = trackerFor(t, NOWHERE, { port: 1234, _timeout: 2000 })
+  const values = { port: 4321, destoryed: 'yes', _timeout: 99, _socket: 'mine', _udpTimmers: [1] }
+  for (const [name, value] of Object.entries(values)) tracker[name] = value
+  for (const [name, value] of Object.entries(values)) assert.deepEqual(tracker[name], value, name)
+  // Only that instance: the others keep theirs.
+  assert.equal(other.port, 1234)
+  assert.equal(other.destoryed, false)
+  assert.equal(other._timeout, 2000)
+  assert.equal(other._socket, null)
+  assert.deepEqual(other._udpTimmers, [])
 })
 
 // ---------------------------------------------------------------------------

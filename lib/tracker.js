@@ -41,12 +41,17 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   if (!(this instanceof UdpTracker)) {
     throw new TypeError("Class constructor UdpTracker cannot be invoked without 'new'")
   }
+  // EventEmitter's constructor but for the fields whose value its prototype
+  // already has (`_maxListeners`, capture-rejections): three fields fewer.
+  // It still runs when domains are in use (it binds the instance to one).
   if (this._events === undefined) {
     this._events = new Listeners()
     this._eventsCount = 0
   }
-  EventEmitter.call(this)
-  if (kShapeMode !== undefined) this[kShapeMode] = false
+  if (EventEmitter.usingDomains) {
+    EventEmitter.call(this)
+    if (kShapeMode !== undefined) this[kShapeMode] = false
+  }
   const options = checkOptions(opts)
   // The ids as sent: a copy (lib/engine.js's storeIds), so that a later
   // change to the caller's Buffers does not reach the wire; `peerId` and
@@ -62,17 +67,12 @@ function UdpTracker (peerId, infoHash, announceUrl, opts) {
   this._key = checkKey(options, 'opts')
   this._target = targetFor(announceUrl, options, 'opts')
   this._scope = lastScope = lastScope >= 0xffffffff ? 1 : lastScope + 1
-  this.port = this._fields.port
-  this._timeout = this._target.timeoutMs
 
   // 1.2.0's fields, with their meaning.
   this._in_interval = false
   // `_last_opts` (an accessor below) is made from these when read.
   this._lastOptions = null
   this._lastEvent = 0
-  this._udpTimmers = NO_TIMERS
-  this._socket = null
-  this.destoryed = false
   this.destroyed = false
 
   // The interval's end: scheduled in lib/intervals.js, or a Node timer of
@@ -105,8 +105,29 @@ Object.assign(UdpTracker.prototype, {
   _lastOptsCopy: null,
   // 1.2.0's `_announce_intervals_timeout` once read (below).
   _intervalTimers: NO_TIMERS,
-  _scrapeId: 0
+  _scrapeId: 0,
+  _udpTimmers: NO_TIMERS
 })
+
+// 1.2.0's fields that follow from others, made when read (an instance gets
+// a field of its own when one is assigned): `port` and `_timeout`, the
+// options'; `destoryed`, 1.2.0's spelling of `destroyed`; `_socket`, the
+// shared socket while an announce is out.
+for (const [name, get] of [
+  ['port', function port () { return this._fields.port }],
+  ['_timeout', function _timeout () { return this._target.timeoutMs }],
+  ['destoryed', function destoryed () { return this.destroyed }],
+  ['_socket', function _socket () { return this._announceId !== 0 ? SHARED_SOCKET : null }]
+]) {
+  Object.defineProperty(UdpTracker.prototype, name, {
+    get,
+    set (value) {
+      Object.defineProperty(this, name, { value, writable: true, enumerable: true, configurable: true })
+    },
+    enumerable: true,
+    configurable: true
+  })
+}
 
 // 1.2.0's array of interval timers. Reading it turns the scheduled interval
 // end into a real Node timer, so that `clearTimeout` on its entries stops the
@@ -221,7 +242,6 @@ UdpTracker.prototype.scrape = function scrape () {
 /** Stops every request and timer; no event follows. Safe to call twice. */
 UdpTracker.prototype.destroy = function destroy () {
   this.destroyed = true
-  this.destoryed = true
   engine.cancel(this._announceId)
   this._announceId = 0
   // (`_scrapeId` and `_intervalTimers` start on the prototype: written only when set.)
@@ -234,8 +254,7 @@ UdpTracker.prototype.destroy = function destroy () {
     for (const timer of this._intervalTimers) clearTimeout(timer)
     this._intervalTimers = NO_TIMERS
   }
-  this._udpTimmers = NO_TIMERS
-  this._socket = null
+  if (this._udpTimmers !== NO_TIMERS) this._udpTimmers = NO_TIMERS
   this._in_interval = false
 }
 
@@ -259,7 +278,6 @@ UdpTracker.prototype._send = function _send (event) {
   this._sentEvent = event
   this._announceId = engine.announce(this, this._target, this._scope, this,
     this._fields, this._key, this._downloaded, this._left, this._uploaded, event)
-  this._socket = SHARED_SOCKET
 }
 
 // The engine's answer to this instance's announce (handled here, in one
@@ -270,7 +288,6 @@ UdpTracker.prototype._done = function _done (id, message, code, result) {
     return
   }
   this._announceId = 0
-  this._socket = null
   if (this.destroyed) return
   if (message !== null) {
     this.emit('error', message)
