@@ -259,7 +259,8 @@ test('the table of requests in flight: ids in sequence, wrapping, skipping a pla
   assert.equal(start(), size + 1, 'the place is free again once 1 is cancelled')
   engine.cancel(size + 1)
 
-  // More than half of the table in flight: it grows, the ids stay in sequence.
+  // The table grows as parts are handed over (it stays at most half full
+  // until the next one); the ids stay in sequence.
   engine._setLastId(5000)
   const count = size / 2 + 500
   const many = Array.from({ length: count }, start)

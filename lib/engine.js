@@ -53,8 +53,9 @@ let keepAlive = null
 // low bits. Ids are handed out in sequence, skipping any whose place is
 // taken (see `start`), so no two live ids share a place: no hashing, and no
 // garbage per request (a Map allocated about 110 B per entry as it grew).
-// It doubles when half full, and is made small again when empty.
-const FIRST_SLOTS = 4096
+// It is kept at most half full (see `ensureSlots`), and is made small again
+// when empty.
+const FIRST_SLOTS = 8192
 let slotMask = FIRST_SLOTS - 1
 let slotOwners = new Array(FIRST_SLOTS).fill(null)
 let slotIds = new Uint32Array(FIRST_SLOTS)
@@ -84,6 +85,9 @@ let batchCount = 0
 let batchSorted = true
 let batchLive = 0 // records not cancelled
 let flushScheduled = false
+// Where this tick's records may end before `makeRoom` must run: 0 until the
+// tick's first request, then the end of a part.
+let room = 0
 
 function getEngine () {
   if (engine === null) engine = new native.Engine(onCompletions)
@@ -223,10 +227,19 @@ function targetIndex (target) {
   return index
 }
 
-/** The tick's first request: its requests go to the engine when it is over. */
-function scheduleFlush () {
-  flushScheduled = true
-  setImmediate(flush)
+/**
+ * Before a record of `bytes` that does not fit `room`: on the tick's first
+ * request, its requests are to go to the engine when it is over; on a full
+ * part, the part goes now; a record larger than the buffer grows it.
+ */
+function makeRoom (bytes) {
+  if (batchLength > 0 && batchLength + bytes > PART_BYTES) handOverPart()
+  if (!flushScheduled) {
+    flushScheduled = true
+    setImmediate(flush)
+  }
+  if (batchLength + bytes > batch.length) grow(batchLength + bytes)
+  room = PART_BYTES
 }
 
 /** A BigInt counter as its two words, the low one first (numbers are written in `start`). */
@@ -269,20 +282,22 @@ function startScrape (owner, target, scope, hashes) {
  * The one start path: the record of a new request of `owner`'s in this
  * tick's batch, of `kind` LAYOUT.announce (with the announce arguments) or
  * LAYOUT.scrape (with `hashes`); returns the request's id. The common case is
- * written out here and the rare ones (ids wrapped onto a live request, the
- * tick's first request, another target than the last, a full part) are
- * functions of their own: too large to inline, this is compiled once, rather
- * than again into each caller and each of its parts apart (README, "Compiled
- * once").
+ * written out here and the rare ones (the tick's first request or a full
+ * part: makeRoom; ids wrapped onto a live request; another target than the
+ * last) are functions of their own: too large to inline, this is compiled
+ * once, rather than again into each caller and each of its parts apart
+ * (README, "Compiled once").
  */
 function start (owner, target, scope, kind, ids, fields, key, downloaded, left, uploaded, event, hashes) {
   const announcing = kind === LAYOUT.announce
   const bytes = announcing ? ANNOUNCE_BYTES : LAYOUT.scrapeHeader + 20 * hashes.length
+  // One rare branch, taken by every tick's first request (so V8 has seen it
+  // taken before it compiles this; see ensureSlots).
+  if (batchLength + bytes > room) makeRoom(bytes)
   const at = batchLength
-  if (at + bytes > batch.length) grow(at + bytes)
   batchLength = at + bytes
-  // The id after the last one whose place in the table is free.
-  if (inFlight * 2 >= slotOwners.length) resizeSlots(slotOwners.length * 2)
+  // The id after the last one whose place in the table is free (the table
+  // has room: see ensureSlots).
   let id = lastId >= MAX_ID ? 1 : lastId + 1
   if (slotOwners[id & slotMask] !== null) id = nextFreeId(id, slotTaken)
   lastId = id
@@ -295,7 +310,6 @@ function start (owner, target, scope, kind, ids, fields, key, downloaded, left, 
   batchOffsets[batchCount] = at
   batchCount++
   batchLive++
-  if (!flushScheduled) scheduleFlush()
   // The header.
   const w = at >> 2
   batch[at] = kind
@@ -347,7 +361,6 @@ function start (owner, target, scope, kind, ids, fields, key, downloaded, left, 
       h += 20
     }
   }
-  if (batchLength >= PART_BYTES) handOverPart()
   return id
 }
 
@@ -422,6 +435,10 @@ function cancel (id) {
 // rest, and the buffer stays small. The parts of one tick still count as
 // started together (they share a connect).
 const PART_BYTES = BATCH_BYTES - 1024
+// The most requests started between two hand-overs: a part of the smallest
+// records (a scrape header) and the one that overflows it.
+const PART_RECORDS = Math.ceil(PART_BYTES / LAYOUT.scrapeHeader) + 1
+if (PART_RECORDS * 2 > FIRST_SLOTS) throw new Error('the table of requests must hold two parts')
 let tickContinues = false // a part of this tick went to the engine already
 
 /** The tick's requests so far fill a part: hands them to the engine. */
@@ -434,6 +451,7 @@ function handOverPart () {
 /** The tick is over (setImmediate): hands the rest of its requests over. */
 function flush () {
   flushScheduled = false
+  room = 0
   const continues = tickContinues
   tickContinues = false
   handOver(continues)
@@ -466,8 +484,22 @@ function handOver (continues) {
     words = new Int32Array(batch.buffer)
   }
   updateKeepAlive()
+  ensureSlots()
   // Events are never emitted inside the call that started a request.
   if (failed !== null) process.nextTick(onFailure, failed.ids, failed.message)
+}
+
+/**
+ * Grows the table of requests in flight so that it stays at most half full
+ * until the next hand-over, whatever the requests started until then: `start`
+ * itself never checks. (A check there would be a branch taken only at the
+ * first growth, and V8 undoes the compiled `start` when a branch it has
+ * never seen taken is taken, then compiles it again.)
+ */
+function ensureSlots () {
+  let size = slotOwners.length
+  while ((inFlight + PART_RECORDS) * 2 > size) size *= 2
+  if (size !== slotOwners.length) resizeSlots(size)
 }
 
 function onFailure (ids, message) {
