@@ -688,19 +688,23 @@ impl State {
         }
     }
 
-    /// Sends up to `limit` of the datagrams the session has queued, in
-    /// order, a batch per system call where the platform allows.
+    /// Sends up to `limit` of the datagrams the session has queued, a batch
+    /// per system call where the platform allows. Each chunk is grouped by
+    /// destination (in order within each), so that the datagrams of many
+    /// torrents to a few trackers, which the session queues interleaved,
+    /// leave as a few segmented messages rather than one message each.
     async fn flush(&mut self, limit: usize) {
         let mut outgoing = std::mem::take(&mut self.outgoing);
         let mut left = limit;
         while left > 0 {
             outgoing.clear();
-            let take = left.min(batch::BATCH);
-            outgoing.extend(std::iter::from_fn(|| self.session.poll_transmit()).take(take));
+            outgoing.extend(std::iter::from_fn(|| self.session.poll_transmit()).take(left));
             if outgoing.is_empty() {
                 break;
             }
             left -= outgoing.len();
+            // A stable sort: each destination's datagrams keep their order.
+            outgoing.sort_by_key(|t| (t.destination.is_ipv6(), t.destination, t.payload.len()));
             // Runs of one address family, each through its socket.
             let mut rest = outgoing.as_slice();
             while let Some(first) = rest.first() {
