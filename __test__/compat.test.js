@@ -265,6 +265,11 @@ test('the table of requests in flight: ids in sequence, wrapping, skipping a pla
   const count = size / 2 + 500
   const many = Array.from({ length: count }, start)
   assert.deepEqual(many, Array.from({ length: count }, (_, i) => 5001 + i))
+  // Grown by copies of itself: 5001 + size's place holds a copy of 5001's
+  // entry, which is not a request in flight, so that id is handed out.
+  engine._setLastId(5000 + size)
+  assert.equal(start(), 5001 + size)
+  engine.cancel(5001 + size)
   for (const id of many) engine.cancel(id)
   engine.cancel(many[0]) // a second cancel finds nothing
   // Grown, then made small again (nothing in flight): 1 + size has the place of 1 again.

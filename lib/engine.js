@@ -54,14 +54,20 @@ let keepAlive = null
 // taken (see `start`), so no two live ids share a place: no hashing, and no
 // garbage per request (a Map allocated about 110 B per entry as it grew).
 // It is kept at most half full (see `ensureSlots`), and is made small again
-// when empty.
+// when empty. A place is taken when it holds an owner and an id whose place
+// it is: growing copies the table (see `resizeSlots`), and a copy in a place
+// that is not its id's is free.
 const FIRST_SLOTS = 8192
 let slotMask = FIRST_SLOTS - 1
 let slotOwners = new Array(FIRST_SLOTS).fill(null)
 let slotIds = new Uint32Array(FIRST_SLOTS)
 let inFlight = 0
 // For nextFreeId: an id whose place is taken cannot be handed out.
-const slotTaken = Object.freeze({ has: (id) => slotOwners[id & slotMask] !== null })
+const slotTaken = Object.freeze({ has: (id) => placeTaken(id & slotMask) })
+
+function placeTaken (place) {
+  return slotOwners[place] !== null && (slotIds[place] & slotMask) === place
+}
 
 // The tick's requests, not yet handed to the engine.
 const BATCH_BYTES = 1 << 16
@@ -119,20 +125,25 @@ function takeOwner (id) {
 
 /**
  * The table at `size` places (a power of two), with the requests in flight.
- * Doubling keeps their places distinct (the mask only gains a bit); it is
- * made small again only when nothing is in flight.
+ * Growing doubles it by copies of itself (builtins, no loop over the places
+ * here for V8 to compile): the mask only gains bits, so each request's place
+ * is one of its copies, and the others are free (see `placeTaken`); a copy
+ * keeps its owner alive until its place is used again. It is made small
+ * again only when nothing is in flight: new, empty arrays.
  */
 function resizeSlots (size) {
-  const owners = new Array(size).fill(null)
-  const ids = new Uint32Array(size)
-  for (let at = 0; at < slotOwners.length; at++) {
-    if (slotOwners[at] === null) continue
-    const to = slotIds[at] & (size - 1)
-    owners[to] = slotOwners[at]
-    ids[to] = slotIds[at]
+  if (inFlight === 0) {
+    slotOwners = new Array(size).fill(null)
+    slotIds = new Uint32Array(size)
+  } else {
+    while (slotOwners.length < size) {
+      const ids = new Uint32Array(slotIds.length * 2)
+      ids.set(slotIds)
+      ids.set(slotIds, slotIds.length)
+      slotOwners = slotOwners.concat(slotOwners)
+      slotIds = ids
+    }
   }
-  slotOwners = owners
-  slotIds = ids
   slotMask = size - 1
 }
 
@@ -299,9 +310,12 @@ function start (owner, target, scope, kind, ids, fields, key, downloaded, left, 
   // The id after the last one whose place in the table is free (the table
   // has room: see ensureSlots).
   let id = lastId >= MAX_ID ? 1 : lastId + 1
-  if (slotOwners[id & slotMask] !== null) id = nextFreeId(id, slotTaken)
+  let place = id & slotMask
+  if (slotOwners[place] !== null && (slotIds[place] & slotMask) === place) {
+    id = nextFreeId(id, slotTaken)
+    place = id & slotMask
+  }
   lastId = id
-  const place = id & slotMask
   slotOwners[place] = owner
   slotIds[place] = id
   inFlight++
