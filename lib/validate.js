@@ -5,7 +5,7 @@
 // and default of the JS side; the engine's own limits come from the binding.
 
 const net = require('net')
-const { createHash, getRandomValues } = require('crypto')
+const { createHash, randomFillSync } = require('crypto')
 const native = require('./native.js')
 
 const LIMITS = Object.freeze({
@@ -269,7 +269,7 @@ let keyPoolAt = keyPool.length
 /** A random announce key (BEP 15's `key`): its 32 bits as an int32. */
 function randomKey () {
   if (keyPoolAt === keyPool.length) {
-    getRandomValues(keyPool)
+    randomFillSync(keyPool)
     keyPoolAt = 0
   }
   return keyPool[keyPoolAt++]
