@@ -177,8 +177,10 @@ class TierBase {
    */
   answered (tracker, event, result) {
     const client = this.client
-    tracker.failures = 0
-    tracker.retryAt = 0
+    // (Written only when they change: V8 then keeps them constant for the
+    // code that reads them, until a tracker fails.)
+    if (tracker.failures !== 0) tracker.failures = 0
+    if (tracker.retryAt !== 0) tracker.retryAt = 0
     if (event === 'stopped') {
       this.active = false
     } else {
@@ -594,17 +596,14 @@ function resolveList (list, setup) {
 // kept short.
 
 /**
- * bittorrent-tracker's checks, then the Client's ids: `peerId` and `infoHash`
- * (hex), and both as the engine's announces write them
- * (lib/engine.js's storeIds: the Client is the `ids` of its announces).
+ * bittorrent-tracker's checks, then the Client's ids as the engine's
+ * announces write them (lib/engine.js's storeIds: the Client is the `ids` of
+ * its announces); `peerId` and `infoHash` are made from them when read.
  */
 function setIds (client, opts) {
   checkRequired(opts)
   const peerId = idView(opts.peerId, 'opts.peerId')
   const infoHash = idView(opts.infoHash, 'opts.infoHash')
-  // As bittorrent-tracker: hex strings, the info hash lower-case.
-  client.peerId = peerId.toString('hex')
-  client.infoHash = infoHash.toString('hex')
   transport.storeIds(client, infoHash, peerId)
 }
 
@@ -617,6 +616,10 @@ function clientTiers (client, opts, setup) {
   const sites = resolveList(list, setup)
   if (list.problems.length > 0 || sites.refused.length > 0) client._warnAll(list.problems.concat(sites.refused))
   return tiersOf(client, sites.tiers, opts.announceToAllTrackers === true)
+}
+
+function ownField (object, name, value) {
+  Object.defineProperty(object, name, { value, writable: true, enumerable: true, configurable: true })
 }
 
 class Client extends EventEmitter {
@@ -636,6 +639,28 @@ class Client extends EventEmitter {
     this._tiers = clientTiers(this, opts, setup)
     this._scrapes = null // a Set of the ScrapeRequests in flight, from the first scrape()
     this._onSettled = null
+  }
+
+  /**
+   * bittorrent-tracker's `peerId` and `infoHash`: hex strings (the info hash
+   * lower-case), made when read from the ids the announces send. Assigned,
+   * they are the instance's own values (the announces keep theirs, as in
+   * bittorrent-tracker, which reads them only when constructed).
+   */
+  get peerId () {
+    return transport.storedId(this, 'peerId').toString('hex')
+  }
+
+  set peerId (value) {
+    ownField(this, 'peerId', value)
+  }
+
+  get infoHash () {
+    return transport.storedId(this, 'infoHash').toString('hex')
+  }
+
+  set infoHash (value) {
+    ownField(this, 'infoHash', value)
   }
 
   /** The info hash's bytes: a new Buffer, made from the ids the announces send. */
