@@ -450,7 +450,7 @@ function cancel (id) {
 // started together (they share a connect).
 const PART_BYTES = BATCH_BYTES - 1024
 // The most requests started between two hand-overs: a part of the smallest
-// records (a scrape header) and the one that overflows it.
+// records (a scrape header), and one to spare.
 const PART_RECORDS = Math.ceil(PART_BYTES / LAYOUT.scrapeHeader) + 1
 if (PART_RECORDS * 2 > FIRST_SLOTS) throw new Error('the table of requests must hold two parts')
 let tickContinues = false // a part of this tick went to the engine already
