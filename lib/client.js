@@ -282,10 +282,7 @@ class SoloTier extends TierBase {
     }
     this.event = event
     this.params = params
-    // TierBase's send, written out: this runs once per torrent and tracker.
-    const { fields, counters } = params
-    this.id = transport.announce(this, this.target, transport.SHARED_SCOPE, client, fields, fields.key,
-      counters.downloaded, counters.left, counters.uploaded, transport.EVENTS[event])
+    this.id = this.send(this.target)
   }
 
   nextRetryAt () {

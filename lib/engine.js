@@ -170,15 +170,7 @@ function onCompletions (records, peerList, messages) {
     const status = records[r + 1]
     const n = records[r + 2]
     r += 3
-    // takeOwner, written out: this loop runs once per answer.
-    const at = id & slotMask
-    let owner = slotOwners[at]
-    if (owner !== null && slotIds[at] === id) {
-      slotOwners[at] = null
-      inFlight--
-    } else {
-      owner = null
-    }
+    const owner = takeOwner(id)
     let result = null
     let message = null
     let code = null
