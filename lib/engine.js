@@ -311,7 +311,7 @@ function start (owner, target, scope, kind, ids, fields, key, downloaded, left, 
   // has room: see ensureSlots).
   let id = lastId >= MAX_ID ? 1 : lastId + 1
   let place = id & slotMask
-  if (slotOwners[place] !== null && (slotIds[place] & slotMask) === place) {
+  if (placeTaken(place)) {
     id = nextFreeId(id, slotTaken)
     place = id & slotMask
   }
