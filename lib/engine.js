@@ -326,52 +326,57 @@ function start (owner, target, scope, kind, ids, fields, key, downloaded, left, 
   batchLive++
   // The header.
   const w = at >> 2
-  batch[at] = kind
+  // The part's views as locals: V8 loads each once rather than at every
+  // store (they are module variables, which makeRoom may replace), and
+  // compiles this in about two thirds of the time.
+  const bytes8 = batch
+  const words32 = words
+  bytes8[at] = kind
   halves[(at >> 1) + COUNT_HALF] = announcing ? fields.port : hashes.length
-  words[w + ID_WORD] = id
-  words[w + SCOPE_WORD] = scope
-  words[w + TARGET_WORD] = target.native === lastTarget ? lastTargetIndex : targetIndex(target.native)
+  words32[w + ID_WORD] = id
+  words32[w + SCOPE_WORD] = scope
+  words32[w + TARGET_WORD] = target.native === lastTarget ? lastTargetIndex : targetIndex(target.native)
   if (announcing) {
     // Words take the low 32 bits of a number (ToInt32): the u32 fields, and
     // each counter as two words, the low one first.
-    batch[at + LAYOUT.event] = event
-    words[w + KEY_WORD] = key
-    words[w + NUM_WANT_WORD] = fields.numWant
-    words[w + IP_WORD] = fields.ip
+    bytes8[at + LAYOUT.event] = event
+    words32[w + KEY_WORD] = key
+    words32[w + NUM_WANT_WORD] = fields.numWant
+    words32[w + IP_WORD] = fields.ip
     const c = w + COUNTERS_WORD
     if (typeof downloaded === 'number') {
-      words[c] = downloaded
-      words[c + 1] = downloaded / TWO_32
+      words32[c] = downloaded
+      words32[c + 1] = downloaded / TWO_32
     } else {
       writeBigCounter(c, downloaded)
     }
     if (typeof left === 'number') {
-      words[c + 2] = left
-      words[c + 3] = left / TWO_32
+      words32[c + 2] = left
+      words32[c + 3] = left / TWO_32
     } else {
       writeBigCounter(c + 2, left)
     }
     if (typeof uploaded === 'number') {
-      words[c + 4] = uploaded
-      words[c + 5] = uploaded / TWO_32
+      words32[c + 4] = uploaded
+      words32[c + 5] = uploaded / TWO_32
     } else {
       writeBigCounter(c + 4, uploaded)
     }
     const i = w + IDS_WORD
-    words[i] = ids._id0
-    words[i + 1] = ids._id1
-    words[i + 2] = ids._id2
-    words[i + 3] = ids._id3
-    words[i + 4] = ids._id4
-    words[i + 5] = ids._id5
-    words[i + 6] = ids._id6
-    words[i + 7] = ids._id7
-    words[i + 8] = ids._id8
-    words[i + 9] = ids._id9
+    words32[i] = ids._id0
+    words32[i + 1] = ids._id1
+    words32[i + 2] = ids._id2
+    words32[i + 3] = ids._id3
+    words32[i + 4] = ids._id4
+    words32[i + 5] = ids._id5
+    words32[i + 6] = ids._id6
+    words32[i + 7] = ids._id7
+    words32[i + 8] = ids._id8
+    words32[i + 9] = ids._id9
   } else {
     let h = at + LAYOUT.scrapeHeader
     for (let k = 0; k < hashes.length; k++) {
-      batch.set(hashes[k], h)
+      bytes8.set(hashes[k], h)
       h += 20
     }
   }
