@@ -49,9 +49,9 @@ const dgram = require('node:dgram')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const util = require('node:util')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
+const { CommandLine } = require('./args.js')
 const { runNodeChild } = require('./child.js')
 const {
   loadImplementation, peersAvailable, ownUdpDrops, trackerSocketDrops, rcvbufErrors, processCpuMs,
@@ -75,61 +75,28 @@ const loadavg = () => round(os.loadavg()[0], 2)
 // ---------------------------------------------------------------------------
 // Arguments
 
-/** Prints the comment block at the top of this file (to stderr after `message`, exit 2). */
-function usage (message) {
-  const text = /\n\/\/ Burst benchmark[\s\S]*?\n\n/.exec(fs.readFileSync(__filename, 'utf8'))[0].replace(/^\/\/ ?/gm, '').trim()
-  if (message) {
-    console.error(`burst.js: ${message}\n\n${text}`)
-    process.exit(2)
-  }
-  console.log(text)
-  process.exit(0)
-}
-
-const count = (s, flag) => {
-  const n = Number(String(s).replace(/_/g, ''))
-  if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a positive integer, got ${s}`)
-  return n
-}
-
-/** A comma-separated list of names from `known` (through `aliases`), without repeats. */
-const names = (s, flag, known, aliases = {}) => [...new Set(s.split(',').map((name) => {
-  const key = aliases[name.trim()] ?? name.trim()
-  if (!known.includes(key)) usage(`unknown ${flag} value ${name}: ${known.join(', ')}`)
-  return key
-}))]
-
 function parseArgs (argv) {
-  let parsed
-  try {
-    parsed = util.parseArgs({
-      args: argv,
-      options: {
-        n: { type: 'string', default: '5000' },
-        cap: { type: 'string', default: '150' },
-        tracker: { type: 'string', default: TRACKERS.join(',') },
-        impl: { type: 'string', default: IMPL_NAMES.join(',') },
-        out: { type: 'string', default: process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl') },
-        help: { type: 'boolean', short: 'h' },
-        // Internal: the child (one implementation against one tracker) and the bt-server process.
-        child: { type: 'string' },
-        url: { type: 'string' },
-        hashes: { type: 'string' },
-        'bt-server': { type: 'string' }
-      }
-    }).values
-  } catch (err) {
-    usage(err.message)
-  }
-  if (parsed.help) usage(null)
+  const cli = new CommandLine(__filename, argv, {
+    n: { type: 'string' },
+    cap: { type: 'string' },
+    tracker: { type: 'string' },
+    impl: { type: 'string' },
+    out: { type: 'string' },
+    // Internal: the child (one implementation against one tracker) and the bt-server process.
+    child: { type: 'string' },
+    url: { type: 'string' },
+    hashes: { type: 'string' },
+    'bt-server': { type: 'string' }
+  })
+  const v = cli.values
   return {
-    n: count(parsed.n, '--n'),
-    capS: count(parsed.cap, '--cap'),
-    trackers: names(parsed.tracker, '--tracker', TRACKERS),
-    impls: names(parsed.impl, '--impl', IMPL_NAMES, ALIASES),
-    out: path.resolve(parsed.out),
-    child: parsed.child ? { impl: parsed.child, url: parsed.url, hashFile: parsed.hashes } : null,
-    btServer: parsed['bt-server'] ? count(parsed['bt-server'], '--bt-server') : null
+    n: cli.positiveInt(v.n, '--n', 5000),
+    capS: cli.positiveInt(v.cap, '--cap', 150),
+    trackers: cli.names(v.tracker, '--tracker', TRACKERS),
+    impls: cli.names(v.impl, '--impl', IMPL_NAMES, ALIASES),
+    out: path.resolve(v.out ?? (process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl'))),
+    child: v.child ? { impl: v.child, url: v.url, hashFile: v.hashes } : null,
+    btServer: cli.positiveInt(v['bt-server'], '--bt-server', null)
   }
 }
 

@@ -29,6 +29,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
+const { CommandLine } = require('./args.js')
 const { runNodeChild } = require('./child.js')
 
 const ROOT = path.resolve(__dirname, '..')
@@ -36,33 +37,23 @@ const TRACKERS = 5
 const RESULT_PREFIX = 'BENCH-CLIENT '
 const WARM_UP = 100
 const DEFAULT_OUT = path.join(__dirname, 'client-results.jsonl')
-const USAGE = 'node bench/client.js [--n N[,N]] [--reps R] [--impl ours,floor,bittorrent-tracker] [--deadline S] [--out FILE]'
 
 function parseArgs (argv) {
-  const args = {
-    ns: [1000, 10000],
-    reps: 1,
-    impls: ['ours', 'bittorrent-tracker'],
-    deadline: 120,
-    out: process.env.BENCH_OUT || DEFAULT_OUT
+  const cli = new CommandLine(__filename, argv, {
+    n: { type: 'string' },
+    reps: { type: 'string' },
+    impl: { type: 'string' },
+    deadline: { type: 'string' },
+    out: { type: 'string' }
+  })
+  const v = cli.values
+  return {
+    ns: cli.positiveInts(v.n, '--n', [1000, 10000]),
+    reps: cli.positiveInt(v.reps, '--reps', 1),
+    impls: cli.names(v.impl, '--impl', ['ours', 'bittorrent-tracker', 'floor'], {}, ['ours', 'bittorrent-tracker']),
+    deadline: cli.positiveInt(v.deadline, '--deadline', 120),
+    out: path.resolve(v.out ?? (process.env.BENCH_OUT || DEFAULT_OUT))
   }
-  for (let i = 0; i < argv.length; i++) {
-    const value = argv[i + 1]
-    if (argv[i] === '--help') {
-      console.log(USAGE)
-      process.exit(0)
-    }
-    if (argv[i] === '--n') args.ns = value.split(',').map(Number)
-    else if (argv[i] === '--reps') args.reps = Number(value)
-    else if (argv[i] === '--impl') args.impls = value.split(',')
-    else if (argv[i] === '--deadline') args.deadline = Number(value)
-    else if (argv[i] === '--out') args.out = path.resolve(value)
-    else throw new Error(`unknown argument ${argv[i]}: ${USAGE}`)
-    i++
-  }
-  for (const n of args.ns) if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be positive integers, got ${n}`)
-  for (const impl of args.impls) if (!['ours', 'bittorrent-tracker', 'floor'].includes(impl)) throw new Error(`no implementation ${impl}`)
-  return args
 }
 
 // `--impl floor`: no Client, one UdpTracker per (torrent, tracker) announcing

@@ -19,7 +19,7 @@
 const { execFileSync } = require('node:child_process')
 const crypto = require('node:crypto')
 const path = require('node:path')
-const { parseArgs } = require('node:util')
+const { CommandLine } = require('./args.js')
 const { performance } = require('node:perf_hooks')
 
 const ROOT = path.resolve(__dirname, '..')
@@ -47,9 +47,9 @@ async function child ([mode, n, trackerUrl, proxyUrl]) {
 }
 
 async function main () {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '1000,5000' }, reps: { type: 'string', default: '3' } } })
-  const ns = values.n.split(',').map(Number)
-  const reps = Number(values.reps)
+  const cli = new CommandLine(__filename, process.argv.slice(2), { n: { type: 'string' }, reps: { type: 'string' } })
+  const ns = cli.positiveInts(cli.values.n, '--n', [1000, 5000])
+  const reps = cli.positiveInt(cli.values.reps, '--reps', 3)
   const { startAquatic } = require('../__test__/helpers/aquatic')
   const { startDanted } = require('../__test__/helpers/danted')
   const tracker = await startAquatic()

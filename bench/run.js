@@ -43,9 +43,9 @@ const http = require('node:http')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
-const util = require('node:util')
 const { performance } = require('node:perf_hooks')
 const { pathToFileURL } = require('node:url')
+const { CommandLine } = require('./args.js')
 const { runNodeChild } = require('./child.js')
 const { findAquatic, provisionAquatic } = require('../scripts/aquatic.js')
 const { aquaticConfig } = require('../scripts/aquatic-config.js')
@@ -79,73 +79,34 @@ const ALIASES = {
 // Arguments
 
 function parseArgs (argv) {
-  let parsed
-  try {
-    parsed = util.parseArgs({
-      args: argv,
-      allowPositionals: true, // --child IMPL N URL (internal)
-      options: {
-        n: { type: 'string' },
-        reps: { type: 'string' },
-        impl: { type: 'string' },
-        'no-ceiling': { type: 'boolean' },
-        big: { type: 'boolean' },
-        deadline: { type: 'string' },
-        'idle-wait': { type: 'string' },
-        'retry-disturbed': { type: 'string' },
-        out: { type: 'string' },
-        child: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' }
-      }
-    })
-  } catch (err) {
-    usage(err.message)
-  }
-  const { values: v, positionals } = parsed
-  if (v.help) usage(null)
-  if (positionals.length && !v.child) usage(`unknown argument ${positionals[0]}`)
-  const impls = v.impl === undefined
-    ? ['ours', '1.2.0', 'bittorrent-tracker']
-    : v.impl.split(',').map((name) => {
-      const key = ALIASES[name.trim()]
-      if (key === undefined) usage(`unknown implementation ${name}: ours, 1.2.0, bittorrent-tracker`)
-      return key
-    })
+  const cli = new CommandLine(__filename, argv, {
+    n: { type: 'string' },
+    reps: { type: 'string' },
+    impl: { type: 'string' },
+    'no-ceiling': { type: 'boolean' },
+    big: { type: 'boolean' },
+    deadline: { type: 'string' },
+    'idle-wait': { type: 'string' },
+    'retry-disturbed': { type: 'string' },
+    out: { type: 'string' },
+    child: { type: 'boolean' } // --child IMPL N URL (internal)
+  }, { allowPositionals: true })
+  const { values: v, positionals } = cli
+  if (positionals.length && !v.child) cli.fail(`unknown argument ${positionals[0]}`)
   return {
-    ns: v.n === undefined ? DEFAULT_NS : v.n.split(',').map((s) => positiveInt(s.replace(/_/g, ''), '--n')),
-    reps: v.reps === undefined ? 3 : positiveInt(v.reps, '--reps'),
-    impls: [...new Set(impls)],
+    ns: cli.positiveInts(v.n, '--n', DEFAULT_NS),
+    reps: cli.positiveInt(v.reps, '--reps', 3),
+    impls: cli.names(v.impl, '--impl', ['ours', '1.2.0', 'bittorrent-tracker'], ALIASES),
     ceiling: !v['no-ceiling'],
     big: Boolean(v.big),
-    deadlineS: v.deadline === undefined ? 60 : positiveInt(v.deadline, '--deadline'),
-    idleWaitS: v['idle-wait'] === undefined ? 0 : positiveInt(v['idle-wait'], '--idle-wait'),
-    retryDisturbed: v['retry-disturbed'] === undefined ? 0 : positiveInt(v['retry-disturbed'], '--retry-disturbed'),
+    deadlineS: cli.positiveInt(v.deadline, '--deadline', 60),
+    idleWaitS: cli.positiveInt(v['idle-wait'], '--idle-wait', 0),
+    retryDisturbed: cli.positiveInt(v['retry-disturbed'], '--retry-disturbed', 0),
     out: v.out === undefined ? (process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl')) : path.resolve(v.out),
     child: v.child
-      ? { impl: positionals[0], n: positiveInt(positionals[1], 'N'), url: positionals[2] }
+      ? { impl: positionals[0], n: cli.positiveInt(positionals[1] ?? '', 'N'), url: positionals[2] }
       : null
   }
-}
-
-function positiveInt (s, name) {
-  const n = Number(s)
-  if (!Number.isInteger(n) || n < 1) usage(`${name} must be a positive integer, got ${s}`)
-  return n
-}
-
-function usage (message) {
-  // The comment block at the top of this file.
-  const lines = fs.readFileSync(__filename, 'utf8').split('\n')
-  const first = lines.findIndex((l) => l.startsWith('//'))
-  const end = lines.findIndex((l, i) => i > first && !l.startsWith('//'))
-  const text = lines.slice(first, end).map((l) => l.slice(3)).join('\n')
-  if (message) {
-    console.error(`run.js: ${message}\n`)
-    console.error(text)
-    process.exit(2)
-  }
-  console.log(text)
-  process.exit(0)
 }
 
 // ---------------------------------------------------------------------------
