@@ -2,8 +2,8 @@
 
 // Smoke test of the benchmark (bench/run.js): 50 announces from this package
 // to a real aquatic_udp on loopback, in a child process, as `npm run
-// bench:smoke` runs it. Needs neither bench/peers nor the Rust ceiling (--impl
-// ours --no-ceiling); the results go to a temporary file, not
+// bench:smoke` runs it, with the harness row. Needs neither bench/peers nor the
+// Rust ceiling (--impl ours,harness --no-ceiling); the results go to a temporary file, not
 // bench/results.jsonl.
 
 const { test, before } = require('node:test')
@@ -21,13 +21,13 @@ const RUN = path.join(__dirname, '..', 'bench', 'run.js')
 let aquatic
 before(async () => { aquatic = await provisionAquatic() })
 
-test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours --no-ceiling', { timeout: 30000 }, async (t) => {
+test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours,harness --no-ceiling', { timeout: 30000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'))
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
   const out = path.join(dir, 'results.jsonl')
 
   const { code, stdout, stderr } = await new Promise((resolve) => {
-    execFile(process.execPath, [RUN, '--n', '50', '--reps', '1', '--impl', 'ours', '--no-ceiling'],
+    execFile(process.execPath, [RUN, '--n', '50', '--reps', '1', '--impl', 'ours,harness', '--no-ceiling'],
       { cwd: path.join(__dirname, '..'), env: { ...process.env, AQUATIC_UDP: aquatic, BENCH_OUT: out }, timeout: 25000 },
       (err, stdout, stderr) => resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr }))
   })
@@ -38,8 +38,8 @@ test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours --no-ceiling', 
   assert.match(stdout, /^ours \(2\.0\.0\)(?: \*\d+)?\s+50\s+50\s+0\s/m, stdout)
 
   const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-  assert.strictEqual(lines.length, 1)
-  const [ours] = lines
+  assert.strictEqual(lines.length, 2)
+  const ours = lines.find((l) => l.impl === 'ours')
   assert.strictEqual(ours.impl, 'ours')
   assert.strictEqual(ours.n, 50)
   assert.strictEqual(ours.ok, 50)
@@ -48,4 +48,13 @@ test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours --no-ceiling', 
   assert.ok(ours.announces_per_s > 0)
   // Every instance shares the engine's one IPv4 socket.
   assert.strictEqual(ours.engine_after[0].sockets, 1)
+
+  // The harness row: every instance answered without a request, and the
+  // line that sets ours against it.
+  const harness = lines.find((l) => l.impl === 'harness')
+  assert.strictEqual(harness.ok, 50)
+  assert.strictEqual(harness.errors, 0)
+  assert.strictEqual(harness.tracker_requests, 0)
+  assert.match(stdout, /^harness \(no I\/O\)\s+50\s+50\s+0\s/m, stdout)
+  assert.match(stdout, /N +50 the harness alone [0-9.]+ µs per announce; above it: ours \(2\.0\.0\) -?[0-9.]+ µs/, stdout)
 })

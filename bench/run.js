@@ -10,6 +10,10 @@
 //   bittorrent-tracker    bittorrent-tracker@11's Client with a udp:// announce URL
 //   ceiling               examples/loadgen.rs: our codec on one blocking std UdpSocket,
 //                         256 announces in flight (no Node, no napi)
+//   harness               no tracker client: an EventEmitter per instance whose announce
+//                         is answered with a constant 'update' on the next turn of the
+//                         event loop, no I/O. What this harness itself costs (ids,
+//                         instances, listeners, events), within every other row's CPU
 //
 // Every (implementation, N, repetition) runs in its own child process, so
 // that memory, descriptors and CPU time do not mix. Within a repetition the
@@ -21,7 +25,7 @@
 // Usage:
 //   node bench/run.js                      # N = 1000, 5000, 20000; 3 repetitions; all
 //   node bench/run.js --n 100,1000 --reps 1
-//   node bench/run.js --impl ours          # or 1.2.0, bittorrent-tracker; comma-separated
+//   node bench/run.js --impl ours          # or 1.2.0, bittorrent-tracker, harness; comma-separated
 //   node bench/run.js --no-ceiling         # skip the Rust load generator
 //   node bench/run.js --big                # then N = 100,000 for ours only
 //   node bench/run.js --deadline 60        # seconds a run waits for its events
@@ -61,7 +65,8 @@ const IMPLS = {
   ours: { label: 'ours (2.0.0)' },
   '1.2.0': { label: 'udp-tracker@1.2.0' },
   'bittorrent-tracker': { label: 'bittorrent-tracker@11' },
-  ceiling: { label: 'ceiling (Rust loadgen)' }
+  ceiling: { label: 'ceiling (Rust loadgen)' },
+  harness: { label: 'harness (no I/O)' }
 }
 const ALIASES = {
   ours: 'ours',
@@ -72,7 +77,8 @@ const ALIASES = {
   'bittorrent-udp-tracker@1.2.0': '1.2.0',
   'bittorrent-tracker': 'bittorrent-tracker',
   bt: 'bittorrent-tracker',
-  webtorrent: 'bittorrent-tracker'
+  webtorrent: 'bittorrent-tracker',
+  harness: 'harness'
 }
 
 // ---------------------------------------------------------------------------
@@ -96,7 +102,7 @@ function parseArgs (argv) {
   return {
     ns: cli.positiveInts(v.n, '--n', DEFAULT_NS),
     reps: cli.positiveInt(v.reps, '--reps', 3),
-    impls: cli.names(v.impl, '--impl', ['ours', '1.2.0', 'bittorrent-tracker'], ALIASES),
+    impls: cli.names(v.impl, '--impl', ['ours', '1.2.0', 'bittorrent-tracker', 'harness'], ALIASES),
     ceiling: !v['no-ceiling'],
     big: Boolean(v.big),
     deadlineS: cli.positiveInt(v.deadline, '--deadline', 60),
@@ -130,6 +136,7 @@ async function loadImplementation (impl) {
       stats: () => UdpTracker.stats()
     }
   }
+  if (impl === 'harness') return harness()
   const peersModules = path.join(PEERS, 'node_modules')
   if (impl === '1.2.0') {
     const dir = path.join(peersModules, 'bittorrent-udp-tracker')
@@ -165,6 +172,53 @@ async function loadImplementation (impl) {
     }
   }
   throw new Error(`no such implementation: ${impl}`)
+}
+
+/**
+ * The `harness` row: an EventEmitter per instance (its constructor run, as
+ * 1.2.0's and bittorrent-tracker's are), and announces answered together on
+ * the next turn of the event loop with a new result object each, as a real
+ * reply would bring: the cost of the ids, instances, listeners and events
+ * that every implementation here pays too, without any request.
+ */
+function harness () {
+  const { EventEmitter } = require('node:events')
+  class Harness extends EventEmitter {
+    constructor (peerId, infoHash, url, opts) {
+      super()
+      this.peerId = peerId
+      this.infoHash = infoHash
+      this.announceUrl = url
+      this.opts = opts
+      this.destroyed = false
+      this.lastOpts = null
+    }
+
+    announce (event, opts) {
+      this.lastOpts = opts
+      if (due.push(this) === 1) setImmediate(answer)
+    }
+  }
+  let due = []
+  const answer = () => {
+    const answered = due
+    due = []
+    for (const t of answered) {
+      if (!t.destroyed) t.emit('update', { leechers: 0, seeds: 1, peers: [], interval: 120 })
+    }
+  }
+  return {
+    version: '-',
+    create: (peerId, infoHash, url, on) => {
+      const t = new Harness(peerId, infoHash, url, { port: PORT_ANNOUNCED })
+      t.on('update', on.update)
+      t.on('error', on.error)
+      return t
+    },
+    announce: (t) => t.announce(2, { downloaded: 0, left: 0, uploaded: 0 }),
+    destroy: (t) => { t.destroyed = true },
+    stats: null
+  }
 }
 
 /** The first 16 hex digits of the SHA-256 of the addon (the .node file beside package.json). */
@@ -632,6 +686,12 @@ function goalRatios (rows, slopes) {
       lines.push(`N ${pad(ours.n, 6)} fraction of the Rust ceiling ${ours.fraction_of_ceiling} (goal ≥ 0.7: ${mark(ours.fraction_of_ceiling >= 0.7)})`)
     }
   }
+  // What each implementation costs above the harness's own share.
+  for (const h of rows.filter((r) => r.impl === 'harness' && cpuPer(r) !== null)) {
+    const above = rows.filter((r) => r.n === h.n && r.impl !== 'harness' && r.impl !== 'ceiling' && cpuPer(r) !== null)
+      .map((r) => `${IMPLS[r.impl].label} ${(1000 * (cpuPer(r) - cpuPer(h))).toFixed(1)} µs`)
+    lines.push(`N ${pad(h.n, 6)} the harness alone ${(1000 * cpuPer(h)).toFixed(1)} µs per announce; above it: ${above.join(', ')}`)
+  }
   if (slopes.ours) {
     const b = slopes.ours.bytes_per_instance_alive
     lines.push(`RSS per live instance ${b} B (goal ≤ 1536 B: ${mark(b <= 1536)})`)
@@ -746,7 +806,7 @@ async function main (args) {
   const info = machineInfo()
   const unavailable = {}
   for (const impl of args.impls) {
-    if (impl !== 'ours') {
+    if (impl === '1.2.0' || impl === 'bittorrent-tracker') {
       const why = peersAvailable(impl)
       if (why) unavailable[impl] = why
     }
