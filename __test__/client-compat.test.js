@@ -11,23 +11,14 @@
 const { describe, it, before } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
-const fs = require('node:fs')
 const path = require('node:path')
+const { installFolder } = require('./helpers/npm-folder.js')
 
 const compat = path.join(__dirname, '..', 'bench', 'compat')
 const runner = path.join(compat, 'run.mjs')
 
-function installed () {
-  return fs.existsSync(path.join(compat, 'node_modules', 'bittorrent-tracker', 'package.json')) &&
-    fs.existsSync(path.join(compat, 'node_modules', 'tape', 'package.json'))
-}
-
-let skip = false
-before(() => {
-  if (installed()) return
-  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: compat, encoding: 'utf8', timeout: 300000 })
-  if (npm.status !== 0 || !installed()) skip = `bench/compat could not be installed from the npm registry: ${(npm.stderr || npm.error || '').toString().trim().split('\n').pop()}`
-})
+let skip = null
+before(() => { skip = installFolder(compat, ['bittorrent-tracker', 'tape']) })
 
 function run (client, args = []) {
   const result = spawnSync(process.execPath, [runner, ...args], {

@@ -1,23 +1,23 @@
 'use strict'
 // The test tracker checked by clients nobody here wrote: bittorrent-tracker
-// 11's Client (a dev package of bench/peers: `cd bench/peers && npm install`),
+// 11's Client (a package of bench/peers, installed by the first run),
 // and a raw BEP 15 exchange written below from the spec
 // (https://www.bittorrent.org/beps/bep_0015.html), over IPv4 and IPv6.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const dgram = require('node:dgram')
-const fs = require('node:fs')
 const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 const { pathToFileURL } = require('node:url')
 const { createTracker } = require('../testing.js')
 const { connectRequest, announceRequest } = require('./helpers/aquatic.js')
+const { installFolder } = require('./helpers/npm-folder.js')
 
 const CLIENT_DIR = path.join(__dirname, '..', 'bench', 'peers', 'node_modules', 'bittorrent-tracker')
-const NO_CLIENT = fs.existsSync(path.join(CLIENT_DIR, 'index.js'))
-  ? false
-  : 'bittorrent-tracker is not installed: cd bench/peers && npm install'
+// Installed here when missing (skipped, saying why, where it cannot be).
+let noClient = null
+test.before(() => { noClient = installFolder(path.join(__dirname, '..', 'bench', 'peers'), ['bittorrent-tracker']) })
 const hash = (name) => createHash('sha1').update(name).digest()
 
 // ---------------------------------------------------------------------------
@@ -69,7 +69,8 @@ function nextScrape (client) {
   })
 }
 
-test('bittorrent-tracker Client: start, update, complete, stop and scrape across three peers', { skip: NO_CLIENT }, async () => {
+test('bittorrent-tracker Client: start, update, complete, stop and scrape across three peers', async (t) => {
+  if (noClient) return t.skip(noClient)
   const tracker = await createTracker()
   const infoHash = hash('three peers')
   try {
@@ -103,7 +104,8 @@ test('bittorrent-tracker Client: start, update, complete, stop and scrape across
   }
 })
 
-test('bittorrent-tracker Client gets errorFor as a warning with the text', { skip: NO_CLIENT }, async () => {
+test('bittorrent-tracker Client gets errorFor as a warning with the text', async (t) => {
+  if (noClient) return t.skip(noClient)
   const tracker = await createTracker({ errorFor: { [hash('refused').toString('hex')]: 'not on this tracker' } })
   try {
     await withClients(tracker, hash('refused'), 1, async ([client]) => {
