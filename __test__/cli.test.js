@@ -105,6 +105,44 @@ describe('without a tracker', () => {
   })
 })
 
+describe('a tracker that answers the connect but not the announce', () => {
+  // The announce may have reached the tracker and only its reply been lost:
+  // the probe still leaves no peer behind.
+  it('announce sends stopped as the same peer, then exits 1 with the timeout', async (t) => {
+    const server = await serverFor(t)
+    server.onAnnounce = () => null
+    const run = await cli('announce', server.url, hex('f'), '--timeout', '1500', '--port', '6881')
+    assert.equal(run.code, 1, run.stderr)
+    assert.match(run.stderr, /^udp-tracker: no answer from the tracker within --timeout 1500 ms \(ERR_TRACKER_TIMEOUT\)\n$/)
+    const started = server.announces.filter((a) => a.event === 2)
+    const stopped = server.announces.filter((a) => a.event === 3)
+    assert.ok(started.length >= 1, 'the started announce was sent')
+    assert.ok(stopped.length >= 1, 'a stopped announce followed')
+    assert.ok(stopped[0].index > started[started.length - 1].index, 'after the last started')
+    for (const field of ['peerId', 'infoHash']) assert.deepEqual(stopped[0][field], started[0][field], field)
+    assert.equal(stopped[0].key, started[0].key)
+    assert.equal(stopped[0].port, 6881)
+    // At most about a second more than --timeout.
+    assert.ok(run.ms < 1500 + 1000 + 1500, `took ${run.ms} ms`)
+  })
+
+  it('--stay, or a tracker that never answered, gets no stopped', async (t) => {
+    const half = await serverFor(t)
+    half.onAnnounce = () => null
+    const stay = await cli('announce', half.url, hex('f'), '--timeout', '1000', '--port', '6881', '--stay')
+    assert.equal(stay.code, 1, stay.stderr)
+    assert.ok(half.announces.length >= 1)
+    assert.deepEqual(half.announces.filter((a) => a.event === 3), [])
+
+    const dead = await serverFor(t)
+    dead.onConnect = () => null
+    const run = await cli('announce', dead.url, hex('f'), '--timeout', '1000')
+    assert.equal(run.code, 1, run.stderr)
+    assert.ok(dead.connects.length >= 1)
+    assert.deepEqual(dead.announces, [], 'nothing but connects: the tracker cannot know the peer')
+  })
+})
+
 describe('a tracker that does not answer', () => {
   it('with the default flags, announce gives up at the 15 s deadline and exits 1', async (t) => {
     const url = await silentTracker(t)

@@ -23,7 +23,8 @@ const DEFAULT_TIMEOUT_MS = 15000
 // The retransmission schedule's base: waits of 2, 4, 8 s… (BEP 15's 15 s base
 // would leave no retransmission within the default deadline).
 const DEFAULT_RETRANSMIT_MS = 1000
-// The stopped announce after the answer gets what is left of --timeout, and at least this.
+// The stopped announce after the answer (or after an unanswered announce) gets
+// what is left of --timeout, and at least this.
 const MIN_STOP_MS = 1000
 const PROBE_PORTS = [49152, 65535] // the port announced without --port: IANA's dynamic range
 const SCRAPE_SLICE = 740 // hashes per library call: a progress step
@@ -79,7 +80,9 @@ function usage () {
 
 announce sends one announce and prints the tracker's answer (interval, seeders,
 leechers, peers). Then, unless --event is stopped or --stay is given, it
-announces 'stopped' with the same peer, so the probe leaves no peer behind.
+announces 'stopped' with the same peer, so the probe leaves no peer behind:
+also when the announce got no answer from a tracker that answered the connect
+(the reply may have been lost), before it exits 1.
   --event E         started (default), completed, stopped or none
   --port N          the port announced; default a random one from 49152-65535
                     (trackers know a peer by address and port: this does not
@@ -175,6 +178,15 @@ function requestOptions (values) {
   }
 }
 
+/**
+ * Whether the tracker has answered this process at all (a connect, at
+ * least): the engine has measured its round-trip time. The CLI talks to one
+ * tracker only.
+ */
+function trackerAnswered () {
+  return UdpTracker.stats().trackers.some((tracker) => tracker.srttMs != null)
+}
+
 /** `promise`, whose failure carries the request it belongs to (for describe()). */
 async function within (request, promise) {
   try {
@@ -216,13 +228,24 @@ async function runAnnounce (positionals, values) {
     key: randomInt(2 ** 32),
     ...request.library
   }
-  const result = await within(request, UdpTracker.announce(url, { ...params, event }, { timeout: left(request) }))
-
   // Leave the swarm as it was: the same peer (address, port, id, key) stops.
+  const leave = event !== 'stopped' && !values.stay
+  const stop = () => UdpTracker.announce(url, { ...params, event: 'stopped' }, { timeout: left(request, MIN_STOP_MS) })
+  let result
+  try {
+    result = await within(request, UdpTracker.announce(url, { ...params, event }, { timeout: left(request) }))
+  } catch (err) {
+    // No answer to the announce, from a tracker that answered the connect:
+    // the announce may have reached it and only the reply been lost, so it
+    // may list the peer. Stop it too (best effort: the timeout is the error).
+    if (leave && err.code === 'ERR_TRACKER_TIMEOUT' && trackerAnswered()) await stop().catch(() => {})
+    throw err
+  }
+
   let stopFailure = null
-  if (event !== 'stopped' && !values.stay) {
+  if (leave) {
     try {
-      await UdpTracker.announce(url, { ...params, event: 'stopped' }, { timeout: left(request, MIN_STOP_MS) })
+      await stop()
     } catch (err) {
       stopFailure = err
     }
