@@ -21,7 +21,7 @@ function run (script, args) {
 const BAD = [
   ['run.js', ['--n', '100,0'], /^run\.js: --n must be a positive integer, got 0$/m],
   ['run.js', ['--reps', '2x'], /^run\.js: --reps must be a positive integer, got 2x$/m],
-  ['run.js', ['--impl', 'ours,nope'], /^run\.js: unknown --impl value nope: ours, 1\.2\.0, bittorrent-tracker$/m],
+  ['run.js', ['--impl', 'ours,nope'], /^run\.js: unknown --impl value nope: ours, 1\.2\.0, bittorrent-tracker, harness$/m],
   ['run.js', ['stray'], /^run\.js: unknown argument stray$/m],
   ['client.js', ['--n'], /^client\.js: Option '--n <value>' argument missing/m],
   ['client.js', ['--deadline', '-5'], /^client\.js: .*--deadline/m],

@@ -3,7 +3,7 @@
 
 // Benchmark: N tracker instances announcing at once to a real tracker
 // (aquatic_udp 0.9.0 on loopback), for three implementations measured in the
-// same run, and a Rust-only ceiling.
+// same run, a Rust-only ceiling, and the harness alone.
 //
 //   ours                  require('../..'): this package (one shared socket per family)
 //   1.2.0                 bittorrent-udp-tracker@1.2.0 from bench/peers (a socket per request)
