@@ -1,6 +1,8 @@
 //! Datagrams in batches: on Linux one `sendmmsg` or `recvmmsg` system call
 //! moves up to [`BATCH`] of them; elsewhere each takes its own `send_to` or
-//! `recv_from`, behind the same two calls.
+//! `recv_from`, behind the same two calls. (build.rs sets `cfg(mmsg)` for
+//! the first; the `portable-io` feature builds the second on Linux too, for
+//! its tests: `cargo test --features portable-io`.)
 //!
 //! Where the kernel has UDP segmentation offload (Linux 4.18, probed once
 //! per socket), consecutive datagrams of one size to one address (a burst of
@@ -51,24 +53,20 @@ pub(super) struct Received {
     lens: Vec<usize>,
     from: Vec<Option<SocketAddr>>,
     count: usize,
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(mmsg)]
     names: Vec<libc::sockaddr_storage>,
 }
 
 impl Received {
     pub(super) fn new() -> Received {
-        let slots = if cfg!(any(target_os = "linux", target_os = "android")) {
-            BATCH
-        } else {
-            1
-        };
+        let slots = if cfg!(mmsg) { BATCH } else { 1 };
         Received {
             // Zeroed allocations: pages are only touched as datagrams fill them.
             buffers: (0..slots).map(|_| vec![0u8; DATAGRAM_MAX]).collect(),
             lens: vec![0; slots],
             from: vec![None; slots],
             count: 0,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(mmsg)]
             // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
             names: vec![unsafe { std::mem::zeroed() }; slots],
         }
@@ -93,7 +91,7 @@ impl Received {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(mmsg)]
 mod imp {
     use std::io;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -351,7 +349,7 @@ mod imp {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(mmsg))]
 mod imp {
     use std::io;
 
@@ -488,7 +486,7 @@ mod tests {
         }
     }
 
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(mmsg)]
     #[test]
     fn only_runs_of_one_size_to_one_address_are_segmented() {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
@@ -508,7 +506,7 @@ mod tests {
     }
 
     // Linux's error for port 0 (EINVAL); other systems differ.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(mmsg)]
     #[test]
     fn a_refused_segmented_message_is_sent_again_one_datagram_at_a_time() {
         runtime().block_on(async {
