@@ -118,6 +118,22 @@ function parseArgs (argv) {
 // ---------------------------------------------------------------------------
 // The child: one implementation, one N, one repetition.
 
+/**
+ * `create` and `announce` through 1.2.0's API, for its class `Tracker`: the
+ * same steps for ours, 1.2.0 and the harness.
+ */
+function steps (Tracker) {
+  return {
+    create: (peerId, infoHash, url, on) => {
+      const t = new Tracker(peerId, infoHash, url, { port: PORT_ANNOUNCED })
+      t.on('update', on.update)
+      t.on('error', on.error)
+      return t
+    },
+    announce: (t) => t.announce(2, { downloaded: 0, left: 0, uploaded: 0 })
+  }
+}
+
 /** Each implementation as: create(i) → instance, announce, destroy. */
 async function loadImplementation (impl) {
   if (impl === 'ours') {
@@ -125,13 +141,7 @@ async function loadImplementation (impl) {
     return {
       version: require(path.join(ROOT, 'package.json')).version,
       addon: addonHash(),
-      create: (peerId, infoHash, url, on) => {
-        const t = new UdpTracker(peerId, infoHash, url, { port: PORT_ANNOUNCED })
-        t.on('update', on.update)
-        t.on('error', on.error)
-        return t
-      },
-      announce: (t) => t.announce(2, { downloaded: 0, left: 0, uploaded: 0 }),
+      ...steps(UdpTracker),
       destroy: (t) => t.destroy(),
       stats: () => UdpTracker.stats()
     }
@@ -143,13 +153,7 @@ async function loadImplementation (impl) {
     const UDPTracker = require(dir)
     return {
       version: require(path.join(dir, 'package.json')).version,
-      create: (peerId, infoHash, url, on) => {
-        const t = new UDPTracker(peerId, infoHash, url, { port: PORT_ANNOUNCED })
-        t.on('update', on.update)
-        t.on('error', on.error)
-        return t
-      },
-      announce: (t) => t.announce(2, { downloaded: 0, left: 0, uploaded: 0 }),
+      ...steps(UDPTracker),
       destroy: (t) => t.destory(), // 1.2.0 has only this spelling
       stats: null
     }
@@ -209,13 +213,7 @@ function harness () {
   }
   return {
     version: '-',
-    create: (peerId, infoHash, url, on) => {
-      const t = new Harness(peerId, infoHash, url, { port: PORT_ANNOUNCED })
-      t.on('update', on.update)
-      t.on('error', on.error)
-      return t
-    },
-    announce: (t) => t.announce(2, { downloaded: 0, left: 0, uploaded: 0 }),
+    ...steps(Harness),
     destroy: (t) => { t.destroyed = true },
     stats: null
   }
