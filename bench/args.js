@@ -65,6 +65,11 @@ class CommandLine {
     return s.split(',').map((part) => this.positiveInt(part.trim(), flag))
   }
 
+  /** Where results go: `s` (--out), else $BENCH_OUT, else `fallback`; an absolute path. */
+  outFile (s, fallback) {
+    return path.resolve(s ?? (process.env.BENCH_OUT || fallback))
+  }
+
   /**
    * A comma-separated list of names from `known` (through `aliases`),
    * without repeats; `fallback` when `s` is undefined.

@@ -94,7 +94,7 @@ function parseArgs (argv) {
     capS: cli.positiveInt(v.cap, '--cap', 150),
     trackers: cli.names(v.tracker, '--tracker', TRACKERS),
     impls: cli.names(v.impl, '--impl', IMPL_NAMES, ALIASES),
-    out: path.resolve(v.out ?? (process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl'))),
+    out: cli.outFile(v.out, path.join(__dirname, 'results.jsonl')),
     child: v.child ? { impl: v.child, url: v.url, hashFile: v.hashes } : null,
     btServer: cli.positiveInt(v['bt-server'], '--bt-server', null)
   }

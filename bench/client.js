@@ -52,7 +52,7 @@ function parseArgs (argv) {
     reps: cli.positiveInt(v.reps, '--reps', 1),
     impls: cli.names(v.impl, '--impl', ['ours', 'bittorrent-tracker', 'floor'], {}, ['ours', 'bittorrent-tracker']),
     deadline: cli.positiveInt(v.deadline, '--deadline', 120),
-    out: path.resolve(v.out ?? (process.env.BENCH_OUT || DEFAULT_OUT))
+    out: cli.outFile(v.out, DEFAULT_OUT)
   }
 }
 

@@ -108,7 +108,7 @@ function parseArgs (argv) {
     deadlineS: cli.positiveInt(v.deadline, '--deadline', 60),
     idleWaitS: cli.positiveInt(v['idle-wait'], '--idle-wait', 0),
     retryDisturbed: cli.positiveInt(v['retry-disturbed'], '--retry-disturbed', 0),
-    out: v.out === undefined ? (process.env.BENCH_OUT || path.join(__dirname, 'results.jsonl')) : path.resolve(v.out),
+    out: cli.outFile(v.out, path.join(__dirname, 'results.jsonl')),
     child: v.child
       ? { impl: positionals[0], n: cli.positiveInt(positionals[1] ?? '', 'N'), url: positionals[2] }
       : null
