@@ -14,10 +14,11 @@ const { createTracker } = require('../testing.js')
 const { connectRequest, announceRequest } = require('./helpers/aquatic.js')
 const { installFolder } = require('./helpers/npm-folder.js')
 
-const CLIENT_DIR = path.join(__dirname, '..', 'bench', 'peers', 'node_modules', 'bittorrent-tracker')
+const PEERS = path.join(__dirname, '..', 'bench', 'peers')
+const CLIENT_DIR = path.join(PEERS, 'node_modules', 'bittorrent-tracker')
 // Installed here when missing (skipped, saying why, where it cannot be).
 let noClient = null
-test.before(() => { noClient = installFolder(path.join(__dirname, '..', 'bench', 'peers'), ['bittorrent-tracker']) })
+test.before(() => { noClient = installFolder(PEERS, ['bittorrent-tracker']) })
 const hash = (name) => createHash('sha1').update(name).digest()
 
 // ---------------------------------------------------------------------------
