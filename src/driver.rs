@@ -690,9 +690,10 @@ impl State {
 
     /// Sends up to `limit` of the datagrams the session has queued, a batch
     /// per system call where the platform allows. Each chunk is grouped by
-    /// destination (in order within each), so that the datagrams of many
-    /// torrents to a few trackers, which the session queues interleaved,
-    /// leave as a few segmented messages rather than one message each.
+    /// destination and then by size (in the session's order within each
+    /// group), so that the datagrams of many torrents to a few trackers,
+    /// which the session queues interleaved, leave as a few segmented
+    /// messages rather than one message each.
     async fn flush(&mut self, limit: usize) {
         let mut outgoing = std::mem::take(&mut self.outgoing);
         let mut left = limit;
@@ -703,7 +704,8 @@ impl State {
                 break;
             }
             left -= outgoing.len();
-            // A stable sort: each destination's datagrams keep their order.
+            // A stable sort: the datagrams of one destination and size keep
+            // their order (a shorter one to the same tracker may go first).
             outgoing.sort_by_key(|t| (t.destination.is_ipv6(), t.destination, t.payload.len()));
             // Runs of one address family, each through its socket.
             let mut rest = outgoing.as_slice();
