@@ -206,7 +206,11 @@ test('memory retained after destroy does not grow with the number of distinct an
       console.log(JSON.stringify({ results: out }))
     })()
   `
-  const result = await run(t, ['--expose-gc', '-e', script], { limitMs: 60000 })
+  // The young generation held at 1 MB: Node 22 and later let it grow (up to
+  // 64 MB and more) while these short-lived native targets survive
+  // scavenges until their finalizers run, and that growth in RSS is V8's
+  // sizing, bounded, not memory retained by destroyed instances.
+  const result = await run(t, ['--expose-gc', '--max-semi-space-size=1', '-e', script], { limitMs: 60000 })
   assert.equal(result.code, 0, `exit code ${result.code}; stderr: ${result.stderr}`)
   const [same, urls, timeouts] = lastJsonLine(result.stdout, result.stderr).results
   t.diagnostic(`RSS growth over 100,000 create+destroy after 100,000 of warm-up: ${JSON.stringify([same, urls, timeouts])}`)
