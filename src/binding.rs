@@ -8,8 +8,9 @@
 //! - every request started in one tick arrives in one [`Engine::start`] call,
 //!   encoded as fixed-layout records in one buffer (see `START_*` below and
 //!   `lib/engine.js`);
-//! - finished requests leave in one callback per driver turn, as flat `u32`
-//!   records, one string of every peer and one array of error messages.
+//! - finished requests leave in one callback per driver turn (or fewer: turns
+//!   that end while a callback waits for JS join it), as flat `u32` records,
+//!   one string of every peer and one array of error messages.
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
@@ -245,7 +246,7 @@ pub fn error_codes() -> Vec<&'static str> {
     ERROR_CODES.to_vec()
 }
 
-/// One driver turn's finished requests, flat. `records` holds, per request,
+/// Finished requests, flat. `records` holds, per request,
 /// `[id, status, n, ...]`: announced: `n` peers (the next `n` of `peers`,
 /// comma-separated), then interval, leechers, seeders; scraped: `n` entries,
 /// then complete, downloaded, incomplete for each; failed: `n` = 0 and the
@@ -255,6 +256,36 @@ struct Batch {
     records: Vec<u32>,
     peers: String,
     messages: Vec<String>,
+}
+
+/// Finished requests encoded for JS and not yet taken, and whether a call
+/// to take them is queued.
+#[derive(Default)]
+struct Waiting {
+    batch: Batch,
+    queued: bool,
+}
+
+impl Waiting {
+    /// Adds a turn's completions; true when a call must be queued to take them.
+    fn add(&mut self, done: Vec<Completion>) -> bool {
+        encode(&mut self.batch, done);
+        !std::mem::replace(&mut self.queued, true)
+    }
+
+    /// Everything waiting (the queued call runs): later completions queue a new call.
+    fn take(&mut self) -> Batch {
+        self.queued = false;
+        std::mem::take(&mut self.batch)
+    }
+}
+
+/// The lock, also after a panic elsewhere (nothing panics while holding it:
+/// what is waiting stays whole).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The process's (more exactly, the JS realm's) tracker client: one socket
@@ -270,27 +301,37 @@ pub struct Engine {
 
 #[napi]
 impl Engine {
-    /// `onComplete(records, peers, messages)` is called once per driver turn
-    /// with every request finished in it (see `Batch`). It does not keep Node
+    /// `onComplete(records, peers, messages)` is called with the requests
+    /// finished since its last call (see `Batch`): once per driver turn, or
+    /// once for several while JS is busy. It does not keep Node
     /// alive by itself; `lib/engine.js` holds a handle while requests are out.
     #[napi(constructor)]
     pub fn new(
         on_complete: Function<'_, FnArgs<(Uint32Array, String, Vec<String>)>, ()>,
     ) -> Result<Self> {
+        // Completions wait here until JS takes them: one call is queued at
+        // a time, and turns that finish while JS is busy (or before it runs
+        // the call) join the waiting batch rather than queue calls of their
+        // own. Under load JS makes a few large calls instead of one per turn.
+        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let taken = Arc::clone(&waiting);
         let callback = on_complete
-            .build_threadsafe_function::<Batch>()
+            .build_threadsafe_function::<()>()
             .weak::<true>()
-            .build_callback(|ctx| {
+            .build_callback(move |_ctx| {
                 let Batch {
                     records,
                     peers,
                     messages,
-                } = ctx.value;
+                } = lock(&taken).take();
                 Ok(FnArgs::from((Uint32Array::new(records), peers, messages)))
             })?;
         let driver = Driver::spawn(Box::new(move |done: Vec<Completion>| {
-            // A closing environment refuses the call; nothing is left to tell.
-            let _ = callback.call(encode(done), ThreadsafeFunctionCallMode::NonBlocking);
+            let call = lock(&waiting).add(done);
+            if call {
+                // A closing environment refuses the call; nothing is left to tell.
+                let _ = callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
         }))
         .map_err(|e| Error::from_reason(format!("cannot start the tracker driver: {e}")))?;
         Ok(Engine {
@@ -528,9 +569,9 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from(u32_at(bytes, at)) | u64::from(u32_at(bytes, at + 4)) << 32
 }
 
-fn encode(done: Vec<Completion>) -> Batch {
+/// Appends `done` to `batch`.
+fn encode(batch: &mut Batch, done: Vec<Completion>) {
     use std::fmt::Write;
-    let mut batch = Batch::default();
     for completion in done {
         let records = &mut batch.records;
         records.push(completion.id);
@@ -561,7 +602,6 @@ fn encode(done: Vec<Completion>) -> Batch {
             }
         }
     }
-    batch
 }
 
 fn error_code(error: &RequestError) -> u32 {
@@ -766,13 +806,51 @@ mod tests {
                 outcome: Outcome::Failed(RequestError::Timeout { waited_ms: 30 }),
             },
         ];
-        let batch = encode(done);
+        let mut batch = Batch::default();
+        encode(&mut batch, done);
         assert_eq!(
             batch.records,
             [7, 0, 2, 1800, 2, 3, 8, 1, 1, 4, 5, 6, 9, 4, 0]
         );
         assert_eq!(batch.peers, "10.0.0.1:6881,[::1]:80");
         assert_eq!(batch.messages, ["tracker is not responding after:30"]);
+    }
+
+    #[test]
+    fn turns_finished_before_js_takes_them_join_one_call() {
+        use crate::proto::{AnnounceResponse, TransactionId};
+        let failed = |id| Completion {
+            id,
+            outcome: Outcome::Failed(RequestError::Timeout { waited_ms: 30 }),
+        };
+        let announced = |id, peer: &str| Completion {
+            id,
+            outcome: Outcome::Announced(AnnounceResponse {
+                transaction_id: TransactionId(1),
+                interval: 60,
+                leechers: 0,
+                seeders: 1,
+                peers: vec![peer.parse().unwrap()],
+            }),
+        };
+        let mut waiting = Waiting::default();
+        assert!(
+            waiting.add(vec![announced(1, "10.0.0.1:1")]),
+            "the first turn queues a call"
+        );
+        assert!(!waiting.add(vec![failed(2)]), "a second turn joins it");
+        assert!(!waiting.add(vec![announced(3, "10.0.0.3:3")]));
+        let batch = waiting.take();
+        assert_eq!(
+            batch.records,
+            [1, 0, 1, 60, 0, 1, 2, 4, 0, 3, 0, 1, 60, 0, 1]
+        );
+        assert_eq!(batch.peers, "10.0.0.1:1,10.0.0.3:3");
+        assert_eq!(batch.messages.len(), 1);
+        // Taken: the next turn queues a call of its own, with only its own records.
+        assert!(waiting.add(vec![failed(4)]));
+        assert_eq!(waiting.take().records, [4, 4, 0]);
+        assert!(waiting.take().records.is_empty());
     }
 
     #[test]
