@@ -23,6 +23,7 @@ const BAD = [
   ['run.js', ['--reps', '2x'], /^run\.js: --reps must be a positive integer, got 2x$/m],
   ['run.js', ['--impl', 'ours,nope'], /^run\.js: unknown --impl value nope: ours, 1\.2\.0, bittorrent-tracker, harness$/m],
   ['run.js', ['stray'], /^run\.js: unknown argument stray$/m],
+  ['run.js', ['--warm', 'x'], /^run\.js: --warm must be an integer ≥ 0, got x$/m],
   ['client.js', ['--n'], /^client\.js: Option '--n <value>' argument missing/m],
   ['client.js', ['--deadline', '-5'], /^client\.js: .*--deadline/m],
   ['client.js', ['--impl', 'webtorrent'], /^client\.js: unknown --impl value webtorrent: ours, bittorrent-tracker, floor$/m],

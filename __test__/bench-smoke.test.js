@@ -58,3 +58,26 @@ test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours,harness --no-ce
   assert.match(stdout, /^harness \(no I\/O\)(?: \*\d+)?\s+50\s+50\s+0\s/m, stdout)
   assert.match(stdout, /N +50 the harness alone [0-9.]+ µs per announce; above it: ours \(2\.0\.0\) -?[0-9.]+ µs/, stdout)
 })
+
+test('bench smoke: --warm 1 runs the same N once, unmeasured, in the measured process', { timeout: 30000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const out = path.join(dir, 'results.jsonl')
+
+  const { code, stdout, stderr } = await new Promise((resolve) => {
+    execFile(process.execPath, [RUN, '--n', '50', '--reps', '1', '--impl', 'ours', '--no-ceiling', '--warm', '1'],
+      { cwd: path.join(__dirname, '..'), env: { ...process.env, AQUATIC_UDP: aquatic, BENCH_OUT: out }, timeout: 25000 },
+      (err, stdout, stderr) => resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr }))
+  })
+  assert.strictEqual(code, 0, `bench/run.js failed (${code}):\n${stdout}\n${stderr}`)
+  assert.match(stdout, /^--warm 1: each process runs the same N 1 time\(s\) unmeasured first/m, stdout)
+  assert.match(stdout, /^ours \(2\.0\.0\)(?: \*\d+)?\s+50\s+50\s+0\s/m, stdout)
+
+  const [ours] = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  assert.strictEqual(ours.warm_rounds, 1)
+  assert.strictEqual(ours.runs[0].warm_rounds, 1)
+  assert.strictEqual(ours.ok, 50)
+  // The engine's counters span the process: the warm-up's 50 announces and
+  // their connect went out before the measured round's.
+  assert.ok(ours.engine_after[0].sent >= 2 * 51, `sent ${ours.engine_after[0].sent}`)
+})

@@ -53,9 +53,18 @@ class CommandLine {
 
   /** `s` (digits, `_` allowed between them) as an integer ≥ 1; `fallback` when `s` is undefined. */
   positiveInt (s, flag, fallback) {
+    return this.integer(s, flag, fallback, 1, 'a positive integer')
+  }
+
+  /** `s` as an integer ≥ 0 (a count that may be none); `fallback` when `s` is undefined. */
+  count (s, flag, fallback) {
+    return this.integer(s, flag, fallback, 0, 'an integer ≥ 0')
+  }
+
+  integer (s, flag, fallback, min, what) {
     if (s === undefined) return fallback
     const n = /^[0-9][0-9_]*$/.test(s) ? Number(s.replace(/_/g, '')) : NaN
-    if (!Number.isSafeInteger(n) || n < 1) this.fail(`${flag} must be a positive integer, got ${s}`)
+    if (!Number.isSafeInteger(n) || n < min) this.fail(`${flag} must be ${what}, got ${s}`)
     return n
   }
 

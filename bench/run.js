@@ -29,6 +29,9 @@
 //   node bench/run.js --no-ceiling         # skip the Rust load generator
 //   node bench/run.js --big                # then N = 100,000 for ours only
 //   node bench/run.js --deadline 60        # seconds a run waits for its events
+//   node bench/run.js --warm 2             # each process first runs the same N twice, unmeasured:
+//                                          # the cost in a long-lived process, its code compiled
+//                                          # (issue 11's goals are set without warm-up)
 //   node bench/run.js --out FILE           # JSON lines elsewhere (also BENCH_OUT=FILE)
 //   node bench/run.js --idle-wait 120      # on a shared machine: before each run, wait (≤ 120 s)
 //                     --retry-disturbed 2  # until it is idle; run again a run that other processes
@@ -92,6 +95,7 @@ function parseArgs (argv) {
     'no-ceiling': { type: 'boolean' },
     big: { type: 'boolean' },
     deadline: { type: 'string' },
+    warm: { type: 'string' },
     'idle-wait': { type: 'string' },
     'retry-disturbed': { type: 'string' },
     out: { type: 'string' },
@@ -106,6 +110,7 @@ function parseArgs (argv) {
     ceiling: !v['no-ceiling'],
     big: Boolean(v.big),
     deadlineS: cli.positiveInt(v.deadline, '--deadline', 60),
+    warm: cli.count(v.warm, '--warm', 0),
     idleWaitS: cli.positiveInt(v['idle-wait'], '--idle-wait', 0),
     retryDisturbed: cli.positiveInt(v['retry-disturbed'], '--retry-disturbed', 0),
     out: cli.outFile(v.out, path.join(__dirname, 'results.jsonl')),
@@ -298,36 +303,14 @@ function percentile (sorted, p) {
 const round = (x, digits = 1) => (x === null || x === undefined ? null : Number(x.toFixed(digits)))
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function child ({ impl, n, url }, deadlineS) {
-  // Open the stdio streams now, so that a library touching them (debug does)
-  // does not show up as a handle or descriptor of its own.
-  void process.stdout
-  void process.stderr
-  // 1.2.0 hands socket errors (EMFILE and the like) to console.error, bound
-  // when it creates each socket: count them instead of printing thousands.
-  const consoleErrors = { count: 0, first: new Map() }
-  console.error = (...parts) => {
-    consoleErrors.count++
-    const text = parts.map((p) => (p instanceof Error ? `${p.code || ''} ${p.message}` : String(p))).join(' ').slice(0, 200)
-    if (consoleErrors.first.size < 5 || consoleErrors.first.has(text)) {
-      consoleErrors.first.set(text, (consoleErrors.first.get(text) || 0) + 1)
-    }
-  }
-  const uncaught = { count: 0, first: [] }
-  process.on('uncaughtException', (err) => {
-    uncaught.count++
-    if (uncaught.first.length < 3) uncaught.first.push(String(err && err.stack ? err.stack : err).slice(0, 300))
-  })
-
-  // Descriptors and handles of a bare Node process, before the library loads.
-  const fdsBase = countFds()
-  const handlesBase = process.getActiveResourcesInfo()
-  const lib = await loadImplementation(impl)
-  // The random ids, made before anything is measured: 20 bytes each.
-  const ids = crypto.randomBytes(40 * n)
-  if (global.gc) global.gc()
-  const rssBase = process.memoryUsage.rss()
-
+/**
+ * One round of the benchmark's steps: `n` instances of `lib` created with the
+ * ids in `ids` (40 bytes each), all announcing `started` at once, each one's
+ * first event waited for (until the deadline), then all destroyed; CPU time
+ * over the whole. `probe.created`, `probe.announced` and `probe.answered`, when
+ * given, run after each step (inside the CPU time, outside the step's own).
+ */
+async function runSteps (lib, ids, n, url, deadlineS, probe) {
   const instances = new Array(n)
   const started = new Float64Array(n)
   const latency = new Float64Array(n).fill(-1)
@@ -362,7 +345,7 @@ async function child ({ impl, n, url }, deadlineS) {
     })
   }
   const createMs = performance.now() - tCreate
-  const rssCreated = process.memoryUsage.rss()
+  if (probe.created) probe.created()
 
   const tAnnounce = performance.now()
   for (let i = 0; i < n; i++) {
@@ -370,28 +353,94 @@ async function child ({ impl, n, url }, deadlineS) {
     lib.announce(instances[i])
   }
   const announceLoopMs = performance.now() - tAnnounce
-  // Every instance is alive here, with its request in flight or answered.
-  const rssAlive = process.memoryUsage.rss()
-  const engineAlive = lib.stats ? lib.stats() : null
+  if (probe.announced) probe.announced()
 
   const deadline = setTimeout(finish, deadlineS * 1000)
   await allDone
   clearTimeout(deadline)
   const timedOut = done < n
   const wallMs = (timedOut ? performance.now() : lastEventAt) - tAnnounce
-  // Datagrams the kernel dropped at the sockets this process still has open
-  // (ours: the engine's; 1.2.0 and bittorrent-tracker close theirs after
-  // each reply, so theirs are gone by now).
-  const udp = ownUdpDrops()
+  if (probe.answered) probe.answered()
 
   for (let i = 0; i < n; i++) lib.destroy(instances[i])
   const cpu = process.cpuUsage(cpu0)
+  return { cpu, createMs, announceLoopMs, wallMs, latency, updates, errors, done, timedOut, errorTexts, first: instances[0] }
+}
+
+// Kept referenced for the process's life (see `child`).
+const residents = []
+
+async function child ({ impl, n, url }, deadlineS, warm) {
+  // Open the stdio streams now, so that a library touching them (debug does)
+  // does not show up as a handle or descriptor of its own.
+  void process.stdout
+  void process.stderr
+  // 1.2.0 hands socket errors (EMFILE and the like) to console.error, bound
+  // when it creates each socket: count them instead of printing thousands.
+  const consoleErrors = { count: 0, first: new Map() }
+  console.error = (...parts) => {
+    consoleErrors.count++
+    const text = parts.map((p) => (p instanceof Error ? `${p.code || ''} ${p.message}` : String(p))).join(' ').slice(0, 200)
+    if (consoleErrors.first.size < 5 || consoleErrors.first.has(text)) {
+      consoleErrors.first.set(text, (consoleErrors.first.get(text) || 0) + 1)
+    }
+  }
+  const uncaught = { count: 0, first: [] }
+  process.on('uncaughtException', (err) => {
+    uncaught.count++
+    if (uncaught.first.length < 3) uncaught.first.push(String(err && err.stack ? err.stack : err).slice(0, 300))
+  })
+
+  // Descriptors and handles of a bare Node process, before the library loads.
+  const fdsBase = countFds()
+  const handlesBase = process.getActiveResourcesInfo()
+  const lib = await loadImplementation(impl)
+  // --warm: the same steps first, unmeasured, so that the measured round runs
+  // in a process whose code is already compiled, as in a long-lived one. One
+  // (destroyed) instance of the warm-up stays referenced until the end, as a
+  // long-lived process always has some: otherwise the collection below frees
+  // the hidden classes of all of them, and V8 throws away the code it
+  // compiled for those ("weak objects") and compiles it again.
+  let resident = null
+  for (let k = 0; k < warm; k++) {
+    const warmUp = await runSteps(lib, crypto.randomBytes(40 * n), n, url, deadlineS, {})
+    resident = warmUp.first
+    await delay(warmUp.timedOut ? 1200 : 100)
+  }
+  // What the warm-up logged or threw is not the measured round's.
+  consoleErrors.count = 0
+  consoleErrors.first.clear()
+  uncaught.count = 0
+  uncaught.first.length = 0
+  // The random ids, made before anything is measured: 20 bytes each.
+  const ids = crypto.randomBytes(40 * n)
+  if (global.gc) global.gc()
+  const rssBase = process.memoryUsage.rss()
+
+  let rssCreated = 0
+  let rssAlive = 0
+  let engineAlive = null
+  let udp = null
+  const measured = await runSteps(lib, ids, n, url, deadlineS, {
+    created: () => { rssCreated = process.memoryUsage.rss() },
+    // Every instance is alive here, with its request in flight or answered.
+    announced: () => {
+      rssAlive = process.memoryUsage.rss()
+      engineAlive = lib.stats ? lib.stats() : null
+    },
+    // Datagrams the kernel dropped at the sockets this process still has open
+    // (ours: the engine's; 1.2.0 and bittorrent-tracker close theirs after
+    // each reply, so theirs are gone by now).
+    answered: () => { udp = ownUdpDrops() }
+  })
+  const { cpu, createMs, announceLoopMs, wallMs, latency, updates, errors, done, timedOut, errorTexts } = measured
   // Let closes and destroy timers (bittorrent-tracker waits up to 1 s for
   // requests still out) run before counting what is left.
   await delay(timedOut ? 1200 : 100)
   const fdsAfter = countFds()
   const handlesAfter = process.getActiveResourcesInfo()
   const engine = lib.stats ? lib.stats() : null
+  residents.push(resident)
 
   const lat = Array.from(latency).filter((x) => x >= 0).sort((a, b) => a - b)
   return {
@@ -399,6 +448,7 @@ async function child ({ impl, n, url }, deadlineS) {
     version: lib.version,
     addon_sha256: lib.addon,
     n,
+    warm_rounds: warm,
     ok: updates,
     errors,
     no_event: n - done,
@@ -632,8 +682,8 @@ function rcvbufErrors () {
   return Number(values[names.indexOf('RcvbufErrors')])
 }
 
-async function runChild (impl, n, url, deadlineS) {
-  const argv = ['--expose-gc', __filename, '--child', impl, String(n), url, '--deadline', String(deadlineS)]
+async function runChild (impl, n, url, deadlineS, warm) {
+  const argv = ['--expose-gc', __filename, '--child', impl, String(n), url, '--deadline', String(deadlineS), '--warm', String(warm)]
   const { result, stderr, failed } = await runNodeChild(argv, { prefix: RESULT_PREFIX, killAfterS: deadlineS + 60 })
   if (failed !== undefined) return { impl, n, failed }
   if (stderr) result.stderr = stderr.slice(-600)
@@ -821,7 +871,9 @@ async function main (args) {
   console.log(`tracker: aquatic_udp ${tracker.version} on ${tracker.url} (socket_workers = 1)`)
   const load = os.loadavg()[0]
   if (load > 0.5) console.log(`WARNING: the machine is busy before the benchmark (load average ${load.toFixed(2)}): numbers will be disturbed`)
-  console.log(`N = ${args.ns.join(', ')}; ${args.reps} repetition(s); deadline ${args.deadlineS} s; order rotates each repetition: ${order.join(', ')}\n`)
+  console.log(`N = ${args.ns.join(', ')}; ${args.reps} repetition(s); deadline ${args.deadlineS} s; order rotates each repetition: ${order.join(', ')}`)
+  if (args.warm) console.log(`--warm ${args.warm}: each process runs the same N ${args.warm} time(s) unmeasured first (the ceiling has no warm-up: it is compiled)`)
+  console.log('')
 
   // Tracker-side counts per run: the counters are collected every second.
   const settleMs = 1500
@@ -890,14 +942,14 @@ async function main (args) {
         for (const impl of rotated) {
           record(await measure(() => (impl === 'ceiling'
             ? runCeiling(loadgen, n, tracker.port, args.deadlineS)
-            : runChild(impl, n, tracker.url, args.deadlineS))))
+            : runChild(impl, n, tracker.url, args.deadlineS, args.warm))))
         }
       }
     }
     let big = null
     if (args.big) {
       console.log(`N = ${BIG_N}, ours only`)
-      big = await measure(() => runChild('ours', BIG_N, tracker.url, args.deadlineS))
+      big = await measure(() => runChild('ours', BIG_N, tracker.url, args.deadlineS, args.warm))
       record(big)
     }
 
@@ -958,7 +1010,7 @@ async function main (args) {
     }
     const goals = goalRatios(rows, slopes)
     if (goals.length) {
-      console.log('\nissue 11\'s goals, as ratios from this run (ours against each peer, same N):')
+      console.log(`\nissue 11's goals, as ratios from this run (ours against each peer, same N)${args.warm ? `, after ${args.warm} warm-up round(s) in each process (the goals are set without)` : ''}:`)
       for (const g of goals) console.log(`  ${g}`)
     }
     for (const r of rows.filter((x) => x.impl === 'ours')) {
@@ -997,7 +1049,7 @@ async function main (args) {
     // JSON lines.
     const lines = rows.map((r) => ({ ...r, runs: runs.get(`${r.impl} ${r.n}`) }))
     if (big) lines.push({ ...summarize('ours', BIG_N, [big]), big: true, sockets_alive: big.engine_alive && big.engine_alive.sockets, runs: [big] })
-    const context = { ...info, tracker: tracker.version, deadline_s: args.deadlineS }
+    const context = { ...info, tracker: tracker.version, deadline_s: args.deadlineS, warm_rounds: args.warm }
     fs.mkdirSync(path.dirname(args.out), { recursive: true })
     // Appended, as bench/burst.js does: the file is the history of every run.
     fs.appendFileSync(args.out, lines.map((l) => JSON.stringify({ ...context, ...l })).join('\n') + '\n')
@@ -1030,7 +1082,7 @@ if (require.main !== module) {
   // required for its functions (the smoke test, bench/burst.js): run nothing
 } else if (process.argv.includes('--child')) {
   const args = parseArgs(process.argv.slice(2))
-  child(args.child, args.deadlineS).then((result) => {
+  child(args.child, args.deadlineS, args.warm).then((result) => {
     process.stdout.write(RESULT_PREFIX + JSON.stringify(result) + '\n', () => process.exit(0))
   }, (err) => {
     process.stderr.write(`${err && err.stack ? err.stack : err}\n`, () => process.exit(1))
