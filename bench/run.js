@@ -367,8 +367,8 @@ async function runSteps (lib, ids, n, url, deadlineS, probe) {
   return { cpu, createMs, announceLoopMs, wallMs, latency, updates, errors, done, timedOut, errorTexts, first: instances[0] }
 }
 
-// Kept referenced for the process's life (see `child`).
-const residents = []
+// One instance of each warm-up round, kept referenced for the process's life (see `child`).
+const warmUpResidents = []
 
 async function child ({ impl, n, url }, deadlineS, warm) {
   // Open the stdio streams now, so that a library touching them (debug does)
@@ -401,10 +401,9 @@ async function child ({ impl, n, url }, deadlineS, warm) {
   // long-lived process always has some: otherwise the collection below frees
   // the hidden classes of all of them, and V8 throws away the code it
   // compiled for those ("weak objects") and compiles it again.
-  let resident = null
   for (let k = 0; k < warm; k++) {
     const warmUp = await runSteps(lib, crypto.randomBytes(40 * n), n, url, deadlineS, {})
-    resident = warmUp.first
+    warmUpResidents.push(warmUp.first)
     await delay(warmUp.timedOut ? 1200 : 100)
   }
   // What the warm-up logged or threw is not the measured round's.
@@ -440,7 +439,6 @@ async function child ({ impl, n, url }, deadlineS, warm) {
   const fdsAfter = countFds()
   const handlesAfter = process.getActiveResourcesInfo()
   const engine = lib.stats ? lib.stats() : null
-  residents.push(resident)
 
   const lat = Array.from(latency).filter((x) => x >= 0).sort((a, b) => a - b)
   return {
