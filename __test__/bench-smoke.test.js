@@ -21,16 +21,21 @@ const RUN = path.join(__dirname, '..', 'bench', 'run.js')
 let aquatic
 before(async () => { aquatic = await provisionAquatic() })
 
+/** `node bench/run.js ...args` with its JSON lines going to `out`: its exit code and output. */
+function runBench (args, out) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [RUN, ...args],
+      { cwd: path.join(__dirname, '..'), env: { ...process.env, AQUATIC_UDP: aquatic, BENCH_OUT: out }, timeout: 25000 },
+      (err, stdout, stderr) => resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr }))
+  })
+}
+
 test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours,harness --no-ceiling', { timeout: 30000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'))
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
   const out = path.join(dir, 'results.jsonl')
 
-  const { code, stdout, stderr } = await new Promise((resolve) => {
-    execFile(process.execPath, [RUN, '--n', '50', '--reps', '1', '--impl', 'ours,harness', '--no-ceiling'],
-      { cwd: path.join(__dirname, '..'), env: { ...process.env, AQUATIC_UDP: aquatic, BENCH_OUT: out }, timeout: 25000 },
-      (err, stdout, stderr) => resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr }))
-  })
+  const { code, stdout, stderr } = await runBench(['--n', '50', '--reps', '1', '--impl', 'ours,harness', '--no-ceiling'], out)
   assert.strictEqual(code, 0, `bench/run.js failed (${code}):\n${stdout}\n${stderr}`)
 
   // The table's row for ours: implementation (with ' *1' when other processes
@@ -64,11 +69,7 @@ test('bench smoke: --warm 1 runs the same N once, unmeasured, in the measured pr
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
   const out = path.join(dir, 'results.jsonl')
 
-  const { code, stdout, stderr } = await new Promise((resolve) => {
-    execFile(process.execPath, [RUN, '--n', '50', '--reps', '1', '--impl', 'ours', '--no-ceiling', '--warm', '1'],
-      { cwd: path.join(__dirname, '..'), env: { ...process.env, AQUATIC_UDP: aquatic, BENCH_OUT: out }, timeout: 25000 },
-      (err, stdout, stderr) => resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr }))
-  })
+  const { code, stdout, stderr } = await runBench(['--n', '50', '--reps', '1', '--impl', 'ours', '--no-ceiling', '--warm', '1'], out)
   assert.strictEqual(code, 0, `bench/run.js failed (${code}):\n${stdout}\n${stderr}`)
   assert.match(stdout, /^--warm 1: each process runs the same N 1 time\(s\) unmeasured first/m, stdout)
   assert.match(stdout, /^ours \(2\.0\.0\)(?: \*\d+)?\s+50\s+50\s+0\s/m, stdout)
