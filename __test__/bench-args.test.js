@@ -24,6 +24,7 @@ const BAD = [
   ['run.js', ['--impl', 'ours,nope'], /^run\.js: unknown --impl value nope: ours, 1\.2\.0, bittorrent-tracker, harness$/m],
   ['run.js', ['stray'], /^run\.js: unknown argument stray$/m],
   ['run.js', ['--warm', 'x'], /^run\.js: --warm must be an integer ≥ 0, got x$/m],
+  ['run.js', ['--keep-none'], /^run\.js: --keep-none is about the warm-up: it needs --warm$/m],
   ['client.js', ['--n'], /^client\.js: Option '--n <value>' argument missing/m],
   ['client.js', ['--deadline', '-5'], /^client\.js: .*--deadline/m],
   ['client.js', ['--impl', 'webtorrent'], /^client\.js: unknown --impl value webtorrent: ours, bittorrent-tracker, floor$/m],

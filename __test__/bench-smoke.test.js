@@ -77,8 +77,23 @@ test('bench smoke: --warm 1 runs the same N once, unmeasured, in the measured pr
   const [ours] = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
   assert.strictEqual(ours.warm_rounds, 1)
   assert.strictEqual(ours.runs[0].warm_rounds, 1)
+  assert.strictEqual(ours.warm_kept, 1)
   assert.strictEqual(ours.ok, 50)
   // The engine's counters span the process: the warm-up's 50 announces and
   // their connect went out before the measured round's.
   assert.ok(ours.engine_after[0].sent >= 2 * 51, `sent ${ours.engine_after[0].sent}`)
+})
+
+test('bench smoke: --warm 1 --keep-none keeps none of the warm-up\'s instances referenced, and says so', { timeout: 30000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const out = path.join(dir, 'results.jsonl')
+
+  const { code, stdout, stderr } = await runBench(['--n', '50', '--reps', '1', '--impl', 'ours', '--no-ceiling', '--warm', '1', '--keep-none'], out)
+  assert.strictEqual(code, 0, `bench/run.js failed (${code}):\n${stdout}\n${stderr}`)
+  assert.match(stdout, /^--warm 1: each process runs the same N 1 time\(s\) unmeasured first .*, keeping none of its instances$/m, stdout)
+  const [ours] = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  assert.strictEqual(ours.warm_kept, 0)
+  assert.strictEqual(ours.runs[0].warm_kept, 0)
+  assert.strictEqual(ours.ok, 50)
 })

@@ -32,6 +32,8 @@
 //   node bench/run.js --warm 2             # each process first runs the same N twice, unmeasured:
 //                                          # the cost in a long-lived process, its code compiled
 //                                          # (issue 11's goals are set without warm-up)
+//   node bench/run.js --warm 2 --keep-none # ... and none of the warm-up's instances stays referenced:
+//                                          # a program that destroys them all and collects between batches
 //   node bench/run.js --out FILE           # JSON lines elsewhere (also BENCH_OUT=FILE)
 //   node bench/run.js --idle-wait 120      # on a shared machine: before each run, wait (≤ 120 s)
 //                     --retry-disturbed 2  # until it is idle; run again a run that other processes
@@ -96,6 +98,7 @@ function parseArgs (argv) {
     big: { type: 'boolean' },
     deadline: { type: 'string' },
     warm: { type: 'string' },
+    'keep-none': { type: 'boolean' },
     'idle-wait': { type: 'string' },
     'retry-disturbed': { type: 'string' },
     out: { type: 'string' },
@@ -103,6 +106,8 @@ function parseArgs (argv) {
   }, { allowPositionals: true })
   const { values: v, positionals } = cli
   if (positionals.length && !v.child) cli.fail(`unknown argument ${positionals[0]}`)
+  const warm = cli.count(v.warm, '--warm', 0)
+  if (v['keep-none'] && warm === 0) cli.fail('--keep-none is about the warm-up: it needs --warm')
   return {
     ns: cli.positiveInts(v.n, '--n', DEFAULT_NS),
     reps: cli.positiveInt(v.reps, '--reps', 3),
@@ -110,7 +115,8 @@ function parseArgs (argv) {
     ceiling: !v['no-ceiling'],
     big: Boolean(v.big),
     deadlineS: cli.positiveInt(v.deadline, '--deadline', 60),
-    warm: cli.count(v.warm, '--warm', 0),
+    warm,
+    keepNone: Boolean(v['keep-none']),
     idleWaitS: cli.positiveInt(v['idle-wait'], '--idle-wait', 0),
     retryDisturbed: cli.positiveInt(v['retry-disturbed'], '--retry-disturbed', 0),
     out: cli.outFile(v.out, path.join(__dirname, 'results.jsonl')),
@@ -370,7 +376,27 @@ async function runSteps (lib, ids, n, url, deadlineS, probe) {
 // One instance of each warm-up round, kept referenced for the process's life (see `child`).
 const warmUpResidents = []
 
-async function child ({ impl, n, url }, deadlineS, warm) {
+/**
+ * --warm: the same steps first, `rounds` times, unmeasured, so that the
+ * measured round runs in a process whose code is already compiled, as in a
+ * long-lived one. With `keep`, one (destroyed) instance of each round stays
+ * referenced until the end, as a long-lived process always has some:
+ * otherwise the collection before the measured round frees the hidden
+ * classes of all of them, and V8 throws away the code it compiled for those
+ * ("weak objects") and compiles it again. Without (--keep-none), nothing of
+ * the warm-up stays: a program that destroys every instance and collects
+ * before its next batch. (A function of its own: a suspended async function
+ * keeps what its registers last held, a round's instances among them.)
+ */
+async function warmUp (lib, n, url, deadlineS, rounds, keep) {
+  for (let k = 0; k < rounds; k++) {
+    const round = await runSteps(lib, crypto.randomBytes(40 * n), n, url, deadlineS, {})
+    if (keep) warmUpResidents.push(round.first)
+    await delay(round.timedOut ? 1200 : 100)
+  }
+}
+
+async function child ({ impl, n, url }, deadlineS, warm, keepNone) {
   // Open the stdio streams now, so that a library touching them (debug does)
   // does not show up as a handle or descriptor of its own.
   void process.stdout
@@ -395,17 +421,7 @@ async function child ({ impl, n, url }, deadlineS, warm) {
   const fdsBase = countFds()
   const handlesBase = process.getActiveResourcesInfo()
   const lib = await loadImplementation(impl)
-  // --warm: the same steps first, unmeasured, so that the measured round runs
-  // in a process whose code is already compiled, as in a long-lived one. One
-  // (destroyed) instance of the warm-up stays referenced until the end, as a
-  // long-lived process always has some: otherwise the collection below frees
-  // the hidden classes of all of them, and V8 throws away the code it
-  // compiled for those ("weak objects") and compiles it again.
-  for (let k = 0; k < warm; k++) {
-    const warmUp = await runSteps(lib, crypto.randomBytes(40 * n), n, url, deadlineS, {})
-    warmUpResidents.push(warmUp.first)
-    await delay(warmUp.timedOut ? 1200 : 100)
-  }
+  await warmUp(lib, n, url, deadlineS, warm, !keepNone)
   // What the warm-up logged or threw is not the measured round's.
   consoleErrors.count = 0
   consoleErrors.first.clear()
@@ -447,6 +463,7 @@ async function child ({ impl, n, url }, deadlineS, warm) {
     addon_sha256: lib.addon,
     n,
     warm_rounds: warm,
+    ...(warm > 0 ? { warm_kept: keepNone ? 0 : warm } : {}),
     ok: updates,
     errors,
     no_event: n - done,
@@ -680,8 +697,9 @@ function rcvbufErrors () {
   return Number(values[names.indexOf('RcvbufErrors')])
 }
 
-async function runChild (impl, n, url, deadlineS, warm) {
-  const argv = ['--expose-gc', __filename, '--child', impl, String(n), url, '--deadline', String(deadlineS), '--warm', String(warm)]
+async function runChild (impl, n, url, deadlineS, warm, keepNone) {
+  const argv = ['--expose-gc', __filename, '--child', impl, String(n), url, '--deadline', String(deadlineS), '--warm', String(warm),
+    ...(keepNone ? ['--keep-none'] : [])]
   const { result, stderr, failed } = await runNodeChild(argv, { prefix: RESULT_PREFIX, killAfterS: deadlineS + 60 })
   if (failed !== undefined) return { impl, n, failed }
   if (stderr) result.stderr = stderr.slice(-600)
@@ -870,7 +888,7 @@ async function main (args) {
   const load = os.loadavg()[0]
   if (load > 0.5) console.log(`WARNING: the machine is busy before the benchmark (load average ${load.toFixed(2)}): numbers will be disturbed`)
   console.log(`N = ${args.ns.join(', ')}; ${args.reps} repetition(s); deadline ${args.deadlineS} s; order rotates each repetition: ${order.join(', ')}`)
-  if (args.warm) console.log(`--warm ${args.warm}: each process runs the same N ${args.warm} time(s) unmeasured first (the ceiling has no warm-up: it is compiled)`)
+  if (args.warm) console.log(`--warm ${args.warm}: each process runs the same N ${args.warm} time(s) unmeasured first (the ceiling has no warm-up: it is compiled)${args.keepNone ? ', keeping none of its instances' : ''}`)
   console.log('')
 
   // Tracker-side counts per run: the counters are collected every second.
@@ -940,14 +958,14 @@ async function main (args) {
         for (const impl of rotated) {
           record(await measure(() => (impl === 'ceiling'
             ? runCeiling(loadgen, n, tracker.port, args.deadlineS)
-            : runChild(impl, n, tracker.url, args.deadlineS, args.warm))))
+            : runChild(impl, n, tracker.url, args.deadlineS, args.warm, args.keepNone))))
         }
       }
     }
     let big = null
     if (args.big) {
       console.log(`N = ${BIG_N}, ours only`)
-      big = await measure(() => runChild('ours', BIG_N, tracker.url, args.deadlineS, args.warm))
+      big = await measure(() => runChild('ours', BIG_N, tracker.url, args.deadlineS, args.warm, args.keepNone))
       record(big)
     }
 
@@ -1047,7 +1065,7 @@ async function main (args) {
     // JSON lines.
     const lines = rows.map((r) => ({ ...r, runs: runs.get(`${r.impl} ${r.n}`) }))
     if (big) lines.push({ ...summarize('ours', BIG_N, [big]), big: true, sockets_alive: big.engine_alive && big.engine_alive.sockets, runs: [big] })
-    const context = { ...info, tracker: tracker.version, deadline_s: args.deadlineS, warm_rounds: args.warm }
+    const context = { ...info, tracker: tracker.version, deadline_s: args.deadlineS, warm_rounds: args.warm, ...(args.warm > 0 ? { warm_kept: args.keepNone ? 0 : args.warm } : {}) }
     fs.mkdirSync(path.dirname(args.out), { recursive: true })
     // Appended, as bench/burst.js does: the file is the history of every run.
     fs.appendFileSync(args.out, lines.map((l) => JSON.stringify({ ...context, ...l })).join('\n') + '\n')
@@ -1080,7 +1098,7 @@ if (require.main !== module) {
   // required for its functions (the smoke test, bench/burst.js): run nothing
 } else if (process.argv.includes('--child')) {
   const args = parseArgs(process.argv.slice(2))
-  child(args.child, args.deadlineS, args.warm).then((result) => {
+  child(args.child, args.deadlineS, args.warm, args.keepNone).then((result) => {
     process.stdout.write(RESULT_PREFIX + JSON.stringify(result) + '\n', () => process.exit(0))
   }, (err) => {
     process.stderr.write(`${err && err.stack ? err.stack : err}\n`, () => process.exit(1))
