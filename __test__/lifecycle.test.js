@@ -232,6 +232,32 @@ function within (promise, ms, message) {
   ])
 }
 
+// lib/tracker.js makes (and destroys) one instance as it loads: it must not
+// start anything with it.
+test('loading the package starts no engine thread, opens no socket and adds no handle', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  const script = `
+    const fs = require('fs')
+    const state = () => ({
+      threads: fs.readdirSync('/proc/self/task').map((id) => fs.readFileSync('/proc/self/task/' + id + '/comm', 'utf8').trim()),
+      sockets: fs.readdirSync('/proc/self/fd').filter((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd).startsWith('socket:') } catch { return false } }).length,
+      handles: process.getActiveResourcesInfo()
+    })
+    const before = state()
+    require(process.env.PACKAGE)
+    console.log(JSON.stringify({ before, after: state() }))
+  `
+  const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, PACKAGE }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => child.kill('SIGKILL'))
+  let stdout = ''
+  child.stdout.on('data', (d) => { stdout += d })
+  const code = await within(new Promise((resolve) => child.on('close', resolve)), 8000, 'the child did not exit on its own within 8 s of loading the package')
+  assert.equal(code, 0)
+  const { before, after } = JSON.parse(stdout)
+  assert.ok(!after.threads.includes('udp-tracker'), `an engine thread started on load: ${after.threads}`)
+  assert.equal(after.sockets, before.sockets, 'a socket was opened on load')
+  assert.deepEqual(after.handles, before.handles)
+})
+
 test('a script that announces once to a responsive tracker and never destroys exits on its own', async (t) => {
   const server = await trackerServer(t, { interval: 1234 })
   const { exited } = runScript(t, server.url, { destroy: false })
