@@ -10,6 +10,7 @@ const { EventEmitter } = require('events')
 const backoff = require('./backoff.js')
 const { announceList, shuffle } = require('./tiers.js')
 const transport = require('./transport.js')
+const { keepShapes } = require('./shapes.js')
 
 const DEFAULT_NUMWANT = 50 // bittorrent-tracker's DEFAULT_ANNOUNCE_PEERS
 // A Client gives up on one request after two sends per phase (waits of 2 and
@@ -854,6 +855,17 @@ Client.scrape = function scrape (opts, cb) {
   })
   client.scrape({ infoHash: hashes })
   return client
+}
+
+// One Client with a tier of one tracker and one with a tier of two, made as
+// this module loads and never used (lib/shapes.js).
+{
+  const opts = { infoHash: Buffer.alloc(20), peerId: Buffer.alloc(20), port: 1 }
+  const solo = new Client({ ...opts, announce: ['udp://127.0.0.1:1'] })
+  const tiered = new Client({ ...opts, announce: [['udp://127.0.0.1:1', 'udp://127.0.0.1:2']] })
+  keepShapes(solo, tiered, ...solo._tiers, ...tiered._tiers, ...tiered._tiers[0].trackers)
+  solo.destroy()
+  tiered.destroy()
 }
 
 module.exports = { Client, NOT_REGISTERED }

@@ -9,6 +9,7 @@ const { EventEmitter } = require('events')
 const engine = require('./engine.js')
 const intervals = require('./intervals.js')
 const { targetFor } = require('./target.js')
+const { keepShapes } = require('./shapes.js')
 const {
   LIMITS, EVENTS, twentyByteBuffer, checkOptions, checkCounter, checkEvent, checkSharedFields, checkKey
 } = require('./validate.js')
@@ -334,18 +335,9 @@ function emitUnlessDestroyed (tracker, name, payload) {
   if (!tracker.destroyed) tracker.emit(name, payload)
 }
 
-// One instance made when this module loads, every field of it written once
-// more, and kept: V8 counts a field nobody has written since it was added as
-// constant and compiles code that relies on it; the first instance to write
-// one (its first announce, answer or destroy) made V8 throw that code away
-// and compile it again. Kept, so that these shapes last while a program has
-// no instance of its own (they go with the last instance otherwise).
-let resident = null
-function keepShapes () {
-  resident = new UdpTracker(Buffer.alloc(20), Buffer.alloc(20), 'udp://127.0.0.1:1', {})
-  for (const name of Object.keys(resident)) resident[name] = resident[name]
-  resident.destroy()
-}
-keepShapes()
+// One instance, made as this module loads and never used (lib/shapes.js).
+const resident = new UdpTracker(Buffer.alloc(20), Buffer.alloc(20), 'udp://127.0.0.1:1', {})
+keepShapes(resident)
+resident.destroy()
 
 module.exports = UdpTracker
