@@ -232,8 +232,8 @@ function within (promise, ms, message) {
   ])
 }
 
-// lib/tracker.js makes (and destroys) one instance as it loads: it must not
-// start anything with it.
+// lib/tracker.js and lib/client.js each make (and destroy) instances as they
+// load, for lib/shapes.js to keep: none may start anything.
 test('loading the package starts no engine thread, opens no socket and adds no handle', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
   const script = `
     const fs = require('fs')
