@@ -396,6 +396,11 @@ async function warmUp (lib, n, url, deadlineS, rounds, keep) {
   }
 }
 
+/** The JSON fields that say how a result was warmed up: the rounds, and (with any) how many left an instance kept. */
+function warmFields (warm, keepNone) {
+  return warm > 0 ? { warm_rounds: warm, warm_kept: keepNone ? 0 : warm } : { warm_rounds: 0 }
+}
+
 async function child ({ impl, n, url }, deadlineS, warm, keepNone) {
   // Open the stdio streams now, so that a library touching them (debug does)
   // does not show up as a handle or descriptor of its own.
@@ -462,8 +467,7 @@ async function child ({ impl, n, url }, deadlineS, warm, keepNone) {
     version: lib.version,
     addon_sha256: lib.addon,
     n,
-    warm_rounds: warm,
-    ...(warm > 0 ? { warm_kept: keepNone ? 0 : warm } : {}),
+    ...warmFields(warm, keepNone),
     ok: updates,
     errors,
     no_event: n - done,
@@ -1065,7 +1069,7 @@ async function main (args) {
     // JSON lines.
     const lines = rows.map((r) => ({ ...r, runs: runs.get(`${r.impl} ${r.n}`) }))
     if (big) lines.push({ ...summarize('ours', BIG_N, [big]), big: true, sockets_alive: big.engine_alive && big.engine_alive.sockets, runs: [big] })
-    const context = { ...info, tracker: tracker.version, deadline_s: args.deadlineS, warm_rounds: args.warm, ...(args.warm > 0 ? { warm_kept: args.keepNone ? 0 : args.warm } : {}) }
+    const context = { ...info, tracker: tracker.version, deadline_s: args.deadlineS, ...warmFields(args.warm, args.keepNone) }
     fs.mkdirSync(path.dirname(args.out), { recursive: true })
     // Appended, as bench/burst.js does: the file is the history of every run.
     fs.appendFileSync(args.out, lines.map((l) => JSON.stringify({ ...context, ...l })).join('\n') + '\n')
