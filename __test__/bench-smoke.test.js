@@ -62,6 +62,20 @@ test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours,harness --no-ce
   assert.strictEqual(harness.tracker_requests, 0)
   assert.match(stdout, /^harness \(no I\/O\)(?: \*\d+)?\s+50\s+50\s+0\s/m, stdout)
   assert.match(stdout, /N +50 the harness alone [0-9.]+ µs per announce; above it: ours \(2\.0\.0\) -?[0-9.]+ µs/, stdout)
+
+  // The same CPU by thread (Linux's /proc): ours's engine thread did the
+  // sending, the harness has none, and the groups add up to the process's CPU
+  // (both read over the same window; schedstat and getrusage round apart).
+  if (process.platform === 'linux') {
+    for (const row of [ours, harness]) {
+      const sum = row.cpu_main_ms + row.cpu_engine_ms + row.cpu_other_ms
+      assert.ok(row.cpu_main_ms > 0, `${row.impl}: main ${row.cpu_main_ms}`)
+      assert.ok(Math.abs(sum - row.cpu_ms) <= 5 + row.cpu_ms / 4, `${row.impl}: threads ${sum} ms, process ${row.cpu_ms} ms`)
+    }
+    assert.ok(ours.cpu_engine_ms > 0, `ours: engine ${ours.cpu_engine_ms}`)
+    assert.strictEqual(harness.cpu_engine_ms, 0)
+    assert.match(stdout, /^ {2}N +50 ours \(2\.0\.0\) [0-9.]+ \/ [0-9.]+ \/ [0-9.]+, {2}harness \(no I\/O\) [0-9.]+ \/ 0 \/ [0-9.]+$/m, stdout)
+  }
 })
 
 test('bench smoke: --warm 1 runs the same N once, unmeasured, in the measured process', { timeout: 30000 }, async (t) => {

@@ -241,6 +241,45 @@ function countFds () {
   return fs.readdirSync('/proc/self/fd').length
 }
 
+/**
+ * The CPU time of each of this process's threads so far (ms, from
+ * /proc/self/task/<tid>/schedstat), by thread id, with its group: 'main' (the
+ * JavaScript thread), 'engine' (the addon's: ours's `udp-tracker` thread and
+ * napi's `tokio-*` runtime) or 'other' (V8's helper threads, which compile
+ * optimized code and help collect garbage, and libuv's). null where there is
+ * no /proc (not Linux).
+ */
+function threadCpu () {
+  let tids
+  try {
+    tids = fs.readdirSync('/proc/self/task')
+  } catch {
+    return null
+  }
+  const threads = new Map()
+  for (const tid of tids) {
+    try {
+      const ns = Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+      const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      const group = Number(tid) === process.pid ? 'main' : name === 'udp-tracker' || name.startsWith('tokio-') ? 'engine' : 'other'
+      threads.set(tid, { group, ms: ns / 1e6 })
+    } catch {} // the thread ended meanwhile
+  }
+  return threads
+}
+
+/**
+ * The CPU ms of each group of threads (see `threadCpu`) since `before`; null
+ * without /proc. A thread that ended in between is not counted.
+ */
+function threadCpuSince (before) {
+  const now = threadCpu()
+  if (before === null || now === null) return null
+  const spent = { main: 0, engine: 0, other: 0 }
+  for (const [tid, t] of now) spent[t.group] += t.ms - (before.has(tid) ? before.get(tid).ms : 0)
+  return spent
+}
+
 /** The UDP sockets of this network namespace: inode → { port, drops }. */
 function udpSockets () {
   const sockets = new Map()
@@ -335,6 +374,7 @@ async function runSteps (lib, ids, n, url, deadlineS, probe) {
     return true
   }
 
+  const threads0 = threadCpu()
   const cpu0 = process.cpuUsage()
   const tCreate = performance.now()
   for (let i = 0; i < n; i++) {
@@ -370,7 +410,8 @@ async function runSteps (lib, ids, n, url, deadlineS, probe) {
 
   for (let i = 0; i < n; i++) lib.destroy(instances[i])
   const cpu = process.cpuUsage(cpu0)
-  return { cpu, createMs, announceLoopMs, wallMs, latency, updates, errors, done, timedOut, errorTexts, first: instances[0] }
+  const threads = threadCpuSince(threads0)
+  return { cpu, threads, createMs, announceLoopMs, wallMs, latency, updates, errors, done, timedOut, errorTexts, first: instances[0] }
 }
 
 // One instance of each warm-up round, kept referenced for the process's life (see `child`).
@@ -453,7 +494,7 @@ async function child ({ impl, n, url }, deadlineS, warm, keepNone) {
     // each reply, so theirs are gone by now).
     answered: () => { udp = ownUdpDrops() }
   })
-  const { cpu, createMs, announceLoopMs, wallMs, latency, updates, errors, done, timedOut, errorTexts } = measured
+  const { cpu, threads, createMs, announceLoopMs, wallMs, latency, updates, errors, done, timedOut, errorTexts } = measured
   // Let closes and destroy timers (bittorrent-tracker waits up to 1 s for
   // requests still out) run before counting what is left.
   await delay(timedOut ? 1200 : 100)
@@ -477,6 +518,10 @@ async function child ({ impl, n, url }, deadlineS, warm, keepNone) {
     cpu_ms: round((cpu.user + cpu.system) / 1000),
     cpu_user_ms: round(cpu.user / 1000),
     cpu_system_ms: round(cpu.system / 1000),
+    // The same window by thread (Linux): the JS thread, the addon's, and the rest (V8's helpers, libuv).
+    cpu_main_ms: threads && round(threads.main),
+    cpu_engine_ms: threads && round(threads.engine),
+    cpu_other_ms: threads && round(threads.other),
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     rss_base_mb: round(rssBase / 1048576),
     rss_created_mb: round(rssCreated / 1048576),
@@ -734,6 +779,17 @@ function peersAvailable (impl) {
   return `bench/peers is not installed (run: cd bench/peers && npm install)`
 }
 
+/** A line per N: each implementation's CPU by thread group (see `threadCpu`), where measured. */
+function threadLines (rows) {
+  const lines = []
+  for (const n of [...new Set(rows.map((r) => r.n))]) {
+    const parts = rows.filter((r) => r.n === n && r.cpu_main_ms != null)
+      .map((r) => `${IMPLS[r.impl].label} ${r.cpu_main_ms} / ${r.cpu_engine_ms} / ${r.cpu_other_ms}`)
+    if (parts.length) lines.push(`N ${pad(n, 6)} ${parts.join(',  ')}`)
+  }
+  return lines
+}
+
 /**
  * Lines comparing ours with each peer at each N against issue 11's goals:
  * ≥ 10× the announces/s, ≤ 1/10 of the CPU per announce, ≥ 0.7 of the
@@ -774,7 +830,7 @@ function median (values) {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2
 }
 
-const MEDIAN_FIELDS = ['ok', 'errors', 'no_event', 'timeouts', 'create_ms', 'wall_ms', 'cpu_ms', 'peak_rss_mb',
+const MEDIAN_FIELDS = ['ok', 'errors', 'no_event', 'timeouts', 'create_ms', 'wall_ms', 'cpu_ms', 'cpu_main_ms', 'cpu_engine_ms', 'cpu_other_ms', 'peak_rss_mb',
   'rss_base_mb', 'rss_created_mb', 'rss_alive_mb', 'announces_per_s', 'p50_ms', 'p99_ms', 'max_ms',
   'fds_base', 'fds_after', 'handles_base', 'handles_after', 'console_errors', 'uncaught_exceptions', 'retransmits',
   'tracker_requests', 'tracker_connect_responses', 'tracker_announce_responses', 'tracker_error_responses',
@@ -1032,6 +1088,11 @@ async function main (args) {
     if (goals.length) {
       console.log(`\nissue 11's goals, as ratios from this run (ours against each peer, same N)${args.warm ? `, after ${args.warm} warm-up round(s) in each process (the goals are set without)` : ''}:`)
       for (const g of goals) console.log(`  ${g}`)
+    }
+    const byThread = threadLines(rows)
+    if (byThread.length) {
+      console.log('\nCPU ms by thread over the same window (medians): the JS thread / the addon\'s (ours: the engine) / the rest (V8\'s helpers: the optimizing compiler, GC; libuv):')
+      for (const l of byThread) console.log(`  ${l}`)
     }
     for (const r of rows.filter((x) => x.impl === 'ours')) {
       const dropped = (r.engine_after || []).map((e) => `${e.droppedShort}/${e.droppedUnknown}/${e.droppedLate}/${e.droppedWrongSource}`)
