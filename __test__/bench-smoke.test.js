@@ -51,6 +51,8 @@ test('bench smoke: node bench/run.js --n 50 --reps 1 --impl ours,harness --no-ce
   assert.strictEqual(ours.errors, 0)
   assert.strictEqual(ours.no_event, 0)
   assert.ok(ours.announces_per_s > 0)
+  // The CPU of the wall time's window is part of the whole round's.
+  assert.ok(ours.cpu_window_ms > 0 && ours.cpu_window_ms <= ours.cpu_ms, `window ${ours.cpu_window_ms} ms of ${ours.cpu_ms}`)
   // Every instance shares the engine's one IPv4 socket.
   assert.strictEqual(ours.engine_after[0].sockets, 1)
 
