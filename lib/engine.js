@@ -302,7 +302,7 @@ function startScrape (owner, target, scope, hashes) {
  * part: makeRoom; ids wrapped onto a live request; another target than the
  * last) are functions of their own: too large to inline, this is compiled
  * once, rather than again into each caller and each of its parts apart
- * (README, "Compiled once").
+ * (bench/LOG.md, "Compiled once").
  */
 function start (owner, target, scope, kind, ids, fields, key, downloaded, left, uploaded, event, hashes) {
   const announcing = kind === LAYOUT.announce

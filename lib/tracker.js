@@ -204,7 +204,7 @@ UdpTracker.prototype.announce = function announce (event, opts) {
   if (this.destroyed) return
   // The common arguments (an object of safe-integer counters, an event 0-3)
   // are taken here; lib/validate.js checks anything else. One function for
-  // the JIT to compile rather than one per check (README, "Compiled once").
+  // the JIT to compile rather than one per check (bench/LOG.md, "Compiled once").
   const options = typeof opts === 'object' && opts !== null ? opts : checkOptions(opts)
   let downloaded = options.downloaded
   if (!Number.isSafeInteger(downloaded) || downloaded < 0) downloaded = checkCounter(downloaded, 'opts', 'downloaded')
