@@ -523,7 +523,7 @@ async function child ({ impl, n, url }, deadlineS, warm, keepNone) {
     cpu_system_ms: round(cpu.system / 1000),
     // Of cpu_ms, what the process spent from the first announce call to the last event (wall_ms).
     cpu_window_ms: round((cpuWindow.user + cpuWindow.system) / 1000),
-    // The same window by thread (Linux): the JS thread, the addon's, and the rest (V8's helpers, libuv).
+    // cpu_ms by thread (Linux): the JS thread, the addon's, and the rest (V8's helpers, libuv).
     cpu_main_ms: threads && round(threads.main),
     cpu_engine_ms: threads && round(threads.engine),
     cpu_other_ms: threads && round(threads.other),
@@ -1102,7 +1102,7 @@ async function main (args) {
     }
     const byThread = threadLines(rows)
     if (byThread.length) {
-      console.log('\nCPU ms by thread over the same window (medians): the JS thread / the addon\'s (ours: the engine) / the rest (V8\'s helpers: the optimizing compiler, GC; libuv):')
+      console.log('\nCPU ms by thread, of the CPU ms above (medians): the JS thread / the addon\'s (ours: the engine) / the rest (V8\'s helpers: the optimizing compiler, GC; libuv):')
       for (const l of byThread) console.log(`  ${l}`)
     }
     for (const r of rows.filter((x) => x.impl === 'ours')) {
